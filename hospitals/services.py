@@ -1,0 +1,225 @@
+"""Writes to the network: institutions, their role groups, members and edge nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from hospitals.models import (
+    Alliance,
+    ApiToken,
+    EdgeNode,
+    Institution,
+    InstitutionGroup,
+    Membership,
+    Region,
+    Role,
+    Tier,
+)
+from hospitals.tokens import EDGE_PREFIX, USER_PREFIX, new_token, token_hash, token_prefix
+from regional_cloud.audit import audit
+
+
+class NetworkError(ValueError):
+    """A write to the network that the rules refuse; the message says why."""
+
+
+def role_group_name(institution: Institution, role: str) -> str:
+    return f"{institution.code}:{role}"
+
+
+def institution_role_group(institution: Institution, role: str) -> Group:
+    """Return the auth group of ``role`` at ``institution``."""
+    return InstitutionGroup.objects.select_related("group").get(
+        institution=institution, role=role
+    ).group
+
+
+@transaction.atomic
+def institution_create(
+    *,
+    region: Region,
+    code: str,
+    name: str,
+    tier: str,
+    grade: str = "",
+    name_en: str = "",
+    hub: Institution | None = None,
+    alliances: list[Alliance] | None = None,
+    hr_scope: str = "",
+    hr_valid_from: date | None = None,
+    hr_valid_until: date | None = None,
+    actor: Any = None,
+) -> Institution:
+    """Create an institution and one auth group per role."""
+    if hub is not None and hub.region_id != region.pk:
+        raise NetworkError("the reading hub must be in the same region")
+    if tier == Tier.HEALTH_BUREAU and hub is not None:
+        raise NetworkError("a health bureau has no reading hub")
+    institution = Institution.objects.create(
+        region=region,
+        code=code,
+        name=name,
+        name_en=name_en,
+        tier=tier,
+        grade=grade,
+        hub=hub,
+        hr_scope=hr_scope,
+        hr_valid_from=hr_valid_from,
+        hr_valid_until=hr_valid_until,
+    )
+    if alliances:
+        institution.alliances.set(alliances)
+    for role in Role.values:
+        group = Group.objects.create(name=role_group_name(institution, role))
+        InstitutionGroup.objects.create(institution=institution, role=role, group=group)
+    audit(
+        action="institution.create",
+        actor=actor,
+        institution=institution,
+        object_type="institution",
+        object_id=institution.uuid,
+    )
+    return institution
+
+
+@transaction.atomic
+def membership_grant(
+    *, user: Any, institution: Institution, role: str, actor: Any = None
+) -> Membership:
+    """Give ``user`` ``role`` at ``institution`` (idempotent) and join its group."""
+    if role not in Role.values:
+        raise NetworkError(f"unknown role {role!r}")
+    membership, created = Membership.objects.get_or_create(
+        user=user, institution=institution, role=role
+    )
+    if not membership.is_active:
+        membership.is_active = True
+        membership.save(update_fields=["is_active"])
+        created = True
+    user.groups.add(institution_role_group(institution, role))
+    if created:
+        audit(
+            action="membership.grant",
+            actor=actor,
+            institution=institution,
+            object_type="membership",
+            object_id=membership.uuid,
+            detail={"role": role, "user": user.get_username()},
+        )
+    return membership
+
+
+@transaction.atomic
+def membership_revoke(*, membership: Membership, actor: Any = None) -> None:
+    """End a membership: the user leaves the role's group at once."""
+    if not membership.is_active:
+        return
+    membership.is_active = False
+    membership.save(update_fields=["is_active"])
+    membership.user.groups.remove(
+        institution_role_group(membership.institution, membership.role)
+    )
+    audit(
+        action="membership.revoke",
+        actor=actor,
+        institution=membership.institution,
+        object_type="membership",
+        object_id=membership.uuid,
+        detail={"role": membership.role, "user": membership.user.get_username()},
+    )
+
+
+@dataclass(frozen=True)
+class IssuedEdgeToken:
+    edge_node: EdgeNode
+    token: str  # shown once; only its hash is stored
+
+
+@transaction.atomic
+def edge_node_create(*, institution: Institution, name: str, actor: Any = None) -> IssuedEdgeToken:
+    """Register an edge node with its own service user; return its token (once)."""
+    if institution.tier == Tier.HEALTH_BUREAU:
+        raise NetworkError("a health bureau runs no imaging edge")
+    if EdgeNode.objects.filter(institution=institution, name=name).exists():
+        raise NetworkError("this institution already has an edge node with that name")
+    user_model = get_user_model()
+    service_user = user_model.objects.create_user(
+        username=f"edge-{institution.code}-{EdgeNode.objects.count() + 1}-{new_token('')[:6]}"
+    )
+    service_user.set_unusable_password()
+    service_user.save(update_fields=["password"])
+    token = new_token(EDGE_PREFIX)
+    edge = EdgeNode.objects.create(
+        institution=institution,
+        name=name,
+        service_user=service_user,
+        token_hash=token_hash(token),
+        token_prefix=token_prefix(token),
+    )
+    membership_grant(user=service_user, institution=institution, role=Role.EDGE, actor=actor)
+    audit(
+        action="edge.create",
+        actor=actor,
+        institution=institution,
+        object_type="edge_node",
+        object_id=edge.uuid,
+    )
+    return IssuedEdgeToken(edge_node=edge, token=token)
+
+
+@transaction.atomic
+def edge_node_rotate_token(*, edge_node: EdgeNode, actor: Any = None) -> IssuedEdgeToken:
+    """Issue a new token; the old one stops working at once."""
+    token = new_token(EDGE_PREFIX)
+    edge_node.token_hash = token_hash(token)
+    edge_node.token_prefix = token_prefix(token)
+    edge_node.token_rotated_at = timezone.now()
+    edge_node.save(update_fields=["token_hash", "token_prefix", "token_rotated_at"])
+    audit(
+        action="edge.rotate_token",
+        actor=actor,
+        institution=edge_node.institution,
+        object_type="edge_node",
+        object_id=edge_node.uuid,
+    )
+    return IssuedEdgeToken(edge_node=edge_node, token=token)
+
+
+def edge_node_heartbeat(*, edge_node: EdgeNode, backlog: int, lag_seconds: int, version: str) -> None:
+    """Record an edge's health report (not audited: it is no state change of patient data)."""
+    edge_node.last_contact_at = timezone.now()
+    edge_node.backlog = max(0, backlog)
+    edge_node.lag_seconds = max(0, lag_seconds)
+    edge_node.agent_version = version[:32]
+    edge_node.save(update_fields=["last_contact_at", "backlog", "lag_seconds", "agent_version"])
+
+
+@transaction.atomic
+def api_token_create(*, user: Any, name: str) -> tuple[ApiToken, str]:
+    """Create a personal API token; return it with the token text (shown once)."""
+    token = new_token(USER_PREFIX)
+    api_token = ApiToken.objects.create(
+        user=user, name=name, token_hash=token_hash(token), token_prefix=token_prefix(token)
+    )
+    audit(action="api_token.create", actor=user, object_type="api_token", object_id=api_token.uuid)
+    return api_token, token
+
+
+@transaction.atomic
+def api_token_revoke(*, api_token: ApiToken, actor: Any) -> None:
+    if api_token.revoked_at is None:
+        api_token.revoked_at = timezone.now()
+        api_token.save(update_fields=["revoked_at"])
+        audit(
+            action="api_token.revoke",
+            actor=actor,
+            object_type="api_token",
+            object_id=api_token.uuid,
+        )

@@ -1,0 +1,8 @@
+"""Everything under /api/: each app's routes plus the OpenAPI schema and its docs page."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+]

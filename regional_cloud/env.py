@@ -1,0 +1,174 @@
+"""Typed readers for the environment variables the settings take.
+
+Every reader fails at start with an ``ImproperlyConfigured`` that names the
+variable and what it expects: a wrong value must stop the process before it
+serves anything, never surface later as a confusing error.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return the variable, or the contents of the file named by ``NAME_FILE``."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"{name}_FILE: cannot read {file_name!r} ({exc.strerror})"
+            ) from exc
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}: expected a boolean (true/false, 1/0), got {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}: expected an integer >= {minimum}, got {value}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_time_zone(name: str, default: str) -> str:
+    value = os.environ.get(name, default)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name}: expected an IANA time zone such as 'Asia/Shanghai', got {value!r}"
+        ) from None
+    return value
+
+
+def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, object]:
+    """Return a Django DATABASES entry for ``postgres://user:pass@host:port/db``."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise ImproperlyConfigured(
+            f"{name}: expected postgres://USER:PASSWORD@HOST:PORT/DBNAME, got scheme "
+            f"{parts.scheme!r}"
+        )
+    db_name = unquote(parts.path.lstrip("/"))
+    if not db_name:
+        raise ImproperlyConfigured(f"{name}: the URL names no database (…/DBNAME)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: the port is not a number") from None
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": db_name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": options,
+    }
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """Where the archive's objects live: a local folder or an S3 bucket."""
+
+    kind: str  # "file" or "s3"
+    path: str = ""
+    endpoint: str = ""
+    bucket: str = ""
+    access_key: str = ""
+    secret_key: str = ""
+    secure: bool = False
+    region: str = ""
+
+
+def parse_archive_url(url: str, *, name: str = "ARCHIVE_URL") -> ArchiveConfig:
+    """Parse ``file:///abs/path`` or ``s3://KEY:SECRET@HOST:PORT/BUCKET[?secure=true]``."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not parts.path.startswith("/"):
+            raise ImproperlyConfigured(f"{name}: a file archive needs an absolute path")
+        return ArchiveConfig(kind="file", path=unquote(parts.path))
+    if parts.scheme in {"s3", "s3+http", "s3+https"}:
+        bucket = parts.path.strip("/")
+        if not parts.hostname or not bucket or "/" in bucket:
+            raise ImproperlyConfigured(
+                f"{name}: expected s3://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET, got {_redact(url)}"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: the port is not a number") from None
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        secure = parts.scheme == "s3+https" or query.get("secure", "").lower() in TRUE_WORDS
+        endpoint = parts.hostname + (f":{port}" if port else "")
+        return ArchiveConfig(
+            kind="s3",
+            endpoint=endpoint,
+            bucket=bucket,
+            access_key=unquote(parts.username or ""),
+            secret_key=unquote(parts.password or ""),
+            secure=secure,
+            region=query.get("region", ""),
+        )
+    raise ImproperlyConfigured(
+        f"{name}: expected file:///PATH or s3://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET, "
+        f"got scheme {parts.scheme!r}"
+    )
+
+
+def parse_redis_url(url: str, *, name: str = "REDIS_URL") -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name}: expected redis://HOST:PORT/DB, got {_redact(url)}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: the port is not a number") from None
+    return url
+
+
+def _redact(url: str) -> str:
+    """Return the URL with any password replaced, for error messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

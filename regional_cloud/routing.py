@@ -1,0 +1,5 @@
+"""WebSocket routes of every app (the top layer gathers them)."""
+
+from typing import Any
+
+websocket_urlpatterns: list[Any] = []

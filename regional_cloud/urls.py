@@ -1,0 +1,11 @@
+"""Top-level URLs: pages, the API, DICOMweb, admin and language switching."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("api/", include("regional_cloud.api_urls")),
+    path("", include("hospitals.urls")),
+]
