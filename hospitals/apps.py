@@ -4,4 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class HospitalsConfig(AppConfig):
     name = "hospitals"
-    verbose_name = _("医疗机构网络")
+    verbose_name = _("Network")

@@ -30,10 +30,10 @@ class Region(models.Model):
 
 
 class Tier(models.TextChoices):
-    TOWNSHIP_CLINIC = "clinic", _("乡镇卫生院/社区卫生服务中心")
-    COUNTY_HOSPITAL = "county", _("县医院")
-    REFERRAL_CENTRE = "centre", _("区域影像中心/三甲医院")
-    HEALTH_BUREAU = "bureau", _("卫健委")
+    TOWNSHIP_CLINIC = "clinic", _("Township clinic")
+    COUNTY_HOSPITAL = "county", _("County hospital")
+    REFERRAL_CENTRE = "centre", _("Referral centre")
+    HEALTH_BUREAU = "bureau", _("Health bureau")
 
 
 # Higher number, higher level: referral "up" goes to a larger level.
@@ -46,27 +46,27 @@ TIER_LEVEL = {
 
 
 class Grade(models.TextChoices):
-    FIRST = "1", _("一级")
-    SECOND = "2", _("二级")
-    THIRD = "3", _("三级")
-    NONE = "", _("未定级")
+    FIRST = "1", _("Grade I")
+    SECOND = "2", _("Grade II")
+    THIRD = "3", _("Grade III")
+    NONE = "", _("Ungraded")
 
 
 class HRScope(models.TextChoices):
     """How widely an institution's results carry the HR (mutual recognition) mark."""
 
-    NONE = "", _("无HR标识")
-    CITY = "city", _("市级HR")
-    PROVINCE = "province", _("本省HR")
-    NATIONAL = "national", _("全国HR")
+    NONE = "", _("No HR mark")
+    CITY = "city", _("City HR")
+    PROVINCE = "province", _("Provincial HR")
+    NATIONAL = "national", _("National HR")
 
 
 class Alliance(models.Model):
     """A 医共体 (county medical community) or 医联体 (medical alliance)."""
 
     class Kind(models.TextChoices):
-        COMMUNITY = "community", _("医共体")
-        ALLIANCE = "alliance", _("医联体")
+        COMMUNITY = "community", _("County medical community")
+        ALLIANCE = "alliance", _("Medical alliance")
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="alliances")
@@ -140,14 +140,14 @@ class Institution(models.Model):
 
 
 class Role(models.TextChoices):
-    CLINIC_DOCTOR = "clinic_doctor", _("基层医生")
-    SPECIALIST = "specialist", _("影像/专科医生")
-    TECHNICIAN = "technician", _("技师")
-    BUREAU_ANALYST = "bureau_analyst", _("卫健委分析员")
-    INSTITUTION_ADMIN = "institution_admin", _("机构管理员")
-    REGIONAL_ADMIN = "regional_admin", _("区域管理员")
+    CLINIC_DOCTOR = "clinic_doctor", _("Clinic doctor")
+    SPECIALIST = "specialist", _("Radiologist / specialist")
+    TECHNICIAN = "technician", _("Technician")
+    BUREAU_ANALYST = "bureau_analyst", _("Bureau analyst")
+    INSTITUTION_ADMIN = "institution_admin", _("Institution admin")
+    REGIONAL_ADMIN = "regional_admin", _("Regional admin")
     # The service identity an edge node's token authenticates as.
-    EDGE = "edge", _("边缘节点")
+    EDGE = "edge", _("Edge node")
 
 
 # Roles whose members may see patient data of their institution.

@@ -4,4 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class RegionalCloudConfig(AppConfig):
     name = "regional_cloud"
-    verbose_name = _("区域影像云")
+    verbose_name = _("Regional Imaging Cloud")

@@ -19,9 +19,9 @@ class AuditEvent(models.Model):
     """
 
     class Outcome(models.TextChoices):
-        SUCCESS = "success", _("成功")
-        DENIED = "denied", _("拒绝")
-        FAILED = "failed", _("失败")
+        SUCCESS = "success", _("success")
+        DENIED = "denied", _("denied")
+        FAILED = "failed", _("failed")
 
     occurred_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -4,4 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class StudiesConfig(AppConfig):
     name = "studies"
-    verbose_name = _("影像档案")
+    verbose_name = _("Archive")

@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
                 ('object_id', models.CharField(blank=True, db_index=True, max_length=128, verbose_name='object id')),
                 ('patient_ref', models.CharField(blank=True, max_length=64, verbose_name='patient reference')),
                 ('study_uid', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='study instance UID')),
-                ('outcome', models.CharField(choices=[('success', '成功'), ('denied', '拒绝'), ('failed', '失败')], default='success', max_length=16, verbose_name='outcome')),
+                ('outcome', models.CharField(choices=[('success', 'success'), ('denied', 'denied'), ('failed', 'failed')], default='success', max_length=16, verbose_name='outcome')),
                 ('ip_address', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP address')),
                 ('detail', models.JSONField(blank=True, default=dict, verbose_name='detail')),
                 ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor')),
