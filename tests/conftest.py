@@ -2,9 +2,10 @@
 
 The environment is set here, at import time, and only then are the settings
 imported and Django set up: that is why pyproject's pytest section does not name
-DJANGO_SETTINGS_MODULE (pytest-django would import the settings before this file). Tests run the production
-configuration (DEBUG off) against PostgreSQL, with their own VAR_DIR and a
-file archive in a temporary folder, so they never touch the repository's var/.
+DJANGO_SETTINGS_MODULE (pytest-django would import the settings before this
+file). Tests run the production configuration (DEBUG off) against PostgreSQL,
+with their own VAR_DIR and a file archive in a temporary folder, so they never
+touch the repository's var/.
 """
 
 from __future__ import annotations
