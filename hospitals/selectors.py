@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from hospitals.models import EdgeNode, Institution, Membership, Role
+from hospitals.models import EdgeNode, Institution, Membership, Region, Role
 
 # Which home page a role lands on, most specific first.
 HOME_ORDER = [
@@ -64,3 +64,42 @@ def edge_nodes_visible_to(user: Any) -> QuerySet[EdgeNode]:
     return EdgeNode.objects.filter(institution__in=administered_institutions(user)).select_related(
         "institution"
     )
+
+
+def administered_regions(user: Any) -> QuerySet[Region]:
+    """Return the regions in which ``user`` is a regional admin."""
+    if not getattr(user, "is_authenticated", False):
+        return Region.objects.none()
+    return Region.objects.filter(
+        institutions__memberships__user=user,
+        institutions__memberships__role=Role.REGIONAL_ADMIN,
+        institutions__memberships__is_active=True,
+        institutions__is_active=True,
+    ).distinct()
+
+
+def institutions_in_user_regions(user: Any) -> QuerySet[Institution]:
+    """Return every institution of the regions ``user`` belongs to.
+
+    The network's structure is no patient data: any member may see it.
+    """
+    regions = active_memberships(user).values("institution__region")
+    return (
+        Institution.objects.filter(region__in=regions)
+        .select_related("region", "hub")
+        .prefetch_related("alliances")
+        .order_by("tier", "code")
+    )
+
+
+def grantable_roles(user: Any, institution: Institution) -> list[str]:
+    """Return the roles ``user`` may give at ``institution`` (none if not its admin).
+
+    Only a regional admin makes regional admins, so an institution admin cannot
+    raise anyone above themselves; edge identities come only with their edge node.
+    """
+    if administered_regions(user).filter(pk=institution.region_id).exists():
+        return [role for role in Role.values if role != Role.EDGE]
+    if institutions_for_role(user, Role.INSTITUTION_ADMIN).filter(pk=institution.pk).exists():
+        return [role for role in Role.values if role not in {Role.EDGE, Role.REGIONAL_ADMIN}]
+    return []
