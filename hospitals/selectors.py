@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from hospitals.models import EdgeNode, Institution, Membership, Region, Role
+from hospitals.models import ApiToken, EdgeNode, Institution, Membership, Region, Role
 
 # Which home page a role lands on, most specific first.
 HOME_ORDER = [
@@ -103,3 +103,10 @@ def grantable_roles(user: Any, institution: Institution) -> list[str]:
     if institutions_for_role(user, Role.INSTITUTION_ADMIN).filter(pk=institution.pk).exists():
         return [role for role in Role.values if role not in {Role.EDGE, Role.REGIONAL_ADMIN}]
     return []
+
+
+def api_tokens_of(user: Any) -> QuerySet[ApiToken]:
+    """Return ``user``'s own personal API tokens, newest first."""
+    if not getattr(user, "is_authenticated", False):
+        return ApiToken.objects.none()
+    return ApiToken.objects.filter(user=user).order_by("-created_at")
