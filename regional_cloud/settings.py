@@ -212,6 +212,8 @@ LOGGING = {
         # Django logs request lines with URLs; ours carry UIDs, never names.
         "django.request": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # pydicom logs element values (names included) when it meets odd data.
+        "pydicom": {"level": "CRITICAL", "propagate": False},
     },
 }
 

@@ -1,3 +1,5 @@
+import warnings
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -5,3 +7,11 @@ from django.utils.translation import gettext_lazy as _
 class StudiesConfig(AppConfig):
     name = "studies"
     verbose_name = _("Archive")
+
+    def ready(self) -> None:
+        import pydicom.config
+
+        # pydicom's warnings quote element values, which may be patient data:
+        # they must never reach a log. Validation is ours (studies/dicom_parse.py).
+        pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+        warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
