@@ -7,5 +7,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/", include("regional_cloud.api_urls")),
+    path("dicom-web/", include("studies.dicomweb.urls")),
     path("", include("hospitals.urls")),
 ]

@@ -52,7 +52,7 @@ SUPPORTED_SYNTAXES = NATIVE_SYNTAXES | ENCAPSULATED_SYNTAXES
 LATIN1_LABELS = {"", "ISO_IR 100", "ISO_IR 6"}
 
 
-class InvalidInstance(Exception):  # noqa: N818 - a domain refusal, named for what it is
+class InvalidInstance(Exception):
     """The object cannot enter the archive. ``code`` is stable; ``reason`` is for people."""
 
     def __init__(self, code: str, reason: Any, failure_reason: int = failure.CANNOT_UNDERSTAND):
@@ -158,7 +158,7 @@ def _check_not_truncated(dataset: Dataset, *, file_size: int) -> None:
     Truncation cuts the file's tail, so it always shows in a top-level element
     whose declared end lies past the end of the file.
     """
-    for tag in dataset.keys():
+    for tag in dataset.keys():  # noqa: SIM118 - iterating the Dataset loads deferred values
         raw = dataset.get_item(tag, keep_deferred=True)
         tell = getattr(raw, "value_tell", None)
         length = getattr(raw, "length", None)
@@ -226,9 +226,7 @@ def _check_pixel_data(
     columns = _int(dataset, "Columns")
     if PIXEL_DATA not in dataset:
         if FLOAT_PIXEL_DATA in dataset or DOUBLE_PIXEL_DATA in dataset:
-            raise InvalidInstance(
-                "unsupported_pixel_data", _("Float pixel data is not supported.")
-            )
+            raise InvalidInstance("unsupported_pixel_data", _("Float pixel data is not supported."))
         return rows, columns, frames, None
     if not rows or not columns:
         raise InvalidInstance(
@@ -307,7 +305,7 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
     """
     light = Dataset()
     bulk: dict[str, dict[str, str]] = {}
-    for tag in dataset.keys():
+    for tag in dataset.keys():  # noqa: SIM118 - iterating the Dataset loads deferred values
         raw = dataset.get_item(tag, keep_deferred=True)
         if _is_bulk(tag, raw):
             vr = getattr(raw, "VR", None) or _dictionary_vr(tag)

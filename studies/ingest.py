@@ -1,0 +1,477 @@
+"""The one ingest pipeline: every path into the archive (STOW-RS, web upload,
+edge push, the demo) ends here.
+
+parse → validate → check what the index holds → archive put (verified) →
+index rows for the whole request in one transaction → grant the origin
+institution → after commit: routing and notifications.
+
+Idempotent on SOP Instance UID: the same bytes again is a success that adds
+nothing; other bytes under a stored UID are refused (0x0111, HTTP 409) and
+audited. The origin institution is the authenticated sender's, never a tag.
+Objects are keyed by UIDs plus a prefix of their SHA-256, so two different
+objects can never overwrite each other at one key, whatever the timing; an
+object whose rows never commit is an orphan that ``reconcile`` reports.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from guardian.shortcuts import assign_perm
+
+from hospitals.models import CLINICAL_ROLES, Institution
+from hospitals.services import institution_role_group
+from regional_cloud.audit import audit
+from regional_cloud.models import AuditEvent
+from studies import failure
+from studies.archive import ArchiveError, get_store
+from studies.archive.base import validate_uid
+from studies.dicom_parse import InvalidInstance, ParsedInstance, parse_instance
+from studies.dicom_tags import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, pick
+from studies.models import Instance, Patient, Series, Study
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    STORED = "stored"
+    ALREADY_STORED = "already_stored"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who is sending: the authenticated user and the institution they send for."""
+
+    user: Any
+    institution: Institution
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """One object as received: a seekable stream with its size and SHA-256."""
+
+    stream: BinaryIO
+    size: int
+    sha256: str
+    name: str = ""  # the client's file name, for the upload page's result list
+
+
+@dataclass
+class InstanceResult:
+    outcome: Outcome
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    code: str = ""
+    reason: str = ""
+    failure_reason: int = 0
+    name: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is not Outcome.REFUSED
+
+
+@dataclass
+class _Staged:
+    """An instance whose object is safely in the archive, waiting for its rows."""
+
+    parsed: ParsedInstance
+    received: ReceivedFile
+    key: str
+    result: InstanceResult
+
+
+@dataclass
+class IngestReport:
+    results: list[InstanceResult] = field(default_factory=list)
+    study_uids: set[str] = field(default_factory=set)
+
+    @property
+    def stored(self) -> list[InstanceResult]:
+        return [r for r in self.results if r.outcome is Outcome.STORED]
+
+    @property
+    def refused(self) -> list[InstanceResult]:
+        return [r for r in self.results if r.outcome is Outcome.REFUSED]
+
+
+# Called after commit with the UIDs of studies that gained instances (routing,
+# thumbnails, notifications register here; the archive knows none of them).
+AFTER_INGEST: list[Callable[[list[str]], None]] = []
+
+
+def archive_key(parsed: ParsedInstance, sha256: str) -> str:
+    """Return where an object lives: its UIDs, then the first 16 hex of its SHA-256."""
+    study = validate_uid(parsed.study_instance_uid)
+    series = validate_uid(parsed.series_instance_uid)
+    sop = validate_uid(parsed.sop_instance_uid)
+    return f"dicom/{study}/{series}/{sop}/{sha256[:16]}.dcm"
+
+
+def instances_ingest(
+    *,
+    files: Iterable[ReceivedFile],
+    sender: Sender,
+    expected_study_uid: str | None = None,
+) -> IngestReport:
+    """Ingest every file; index all that passed in one transaction.
+
+    Each file is parsed, validated and put into the archive as it comes, so a
+    request of any size streams through; the files may be closed afterwards.
+    """
+    report = IngestReport()
+    staged: list[_Staged] = []
+    conflicts: list[InstanceResult] = []
+    try:
+        for received in files:
+            result, stage = _stage(received, sender=sender, expected_study_uid=expected_study_uid)
+            report.results.append(result)
+            if stage is not None:
+                staged.append(stage)
+            elif result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
+                conflicts.append(result)
+        _index(staged, conflicts, sender=sender, report=report)
+    except BaseException:
+        _discard_unindexed(staged)
+        raise
+    return report
+
+
+def _discard_unindexed(staged: list[_Staged]) -> None:
+    """Delete the objects of a request that failed before its rows were committed."""
+    keys = [item.key for item in staged]
+    indexed = set(
+        Instance.objects.filter(archive_key__in=keys).values_list("archive_key", flat=True)
+    )
+    store = get_store()
+    for key in keys:
+        if key not in indexed:
+            try:
+                store.delete(key)
+            except ArchiveError:
+                logger.warning("could not delete unindexed object %s; reconcile will find it", key)
+
+
+def _stage(
+    received: ReceivedFile, *, sender: Sender, expected_study_uid: str | None
+) -> tuple[InstanceResult, _Staged | None]:
+    try:
+        parsed = parse_instance(received.stream)
+    except InvalidInstance as exc:
+        return _refused(received, exc.code, str(exc.reason), exc.failure_reason), None
+    result = InstanceResult(
+        outcome=Outcome.STORED,
+        sop_class_uid=parsed.sop_class_uid,
+        sop_instance_uid=parsed.sop_instance_uid,
+        study_instance_uid=parsed.study_instance_uid,
+        name=received.name,
+    )
+    if expected_study_uid and parsed.study_instance_uid != expected_study_uid:
+        return _refuse(
+            result,
+            "study_uid_mismatch",
+            _("The instance's Study Instance UID differs from the one in the request URL."),
+            failure.DATASET_DOES_NOT_MATCH,
+        ), None
+    if not parsed.text("PatientID").strip():
+        return _refuse(
+            result,
+            "missing_patient_id",
+            _("Patient ID is missing: the archive indexes patients by their institution's ID."),
+            failure.DATASET_DOES_NOT_MATCH,
+        ), None
+    existing = (
+        Instance.objects.filter(sop_instance_uid=parsed.sop_instance_uid)
+        .values("sha256", "study__origin_id")
+        .first()
+    )
+    if existing is not None:
+        return _existing_outcome(result, existing, received, sender), None
+    key = archive_key(parsed, received.sha256)
+    try:
+        received.stream.seek(0)
+        get_store().put(key, received.stream, size=received.size, sha256=received.sha256)
+    except ArchiveError:
+        logger.exception("archive put failed for key %s", key)
+        return _refuse(
+            result,
+            "archive_unavailable",
+            _("The archive could not store the object; nothing was kept. Try again later."),
+            failure.OUT_OF_RESOURCES,
+        ), None
+    # Keep only what the rows need: the header dataset holds the open file.
+    parsed.dataset = parsed.dataset.__class__()
+    return result, _Staged(parsed=parsed, received=received, key=key, result=result)
+
+
+def _existing_outcome(
+    result: InstanceResult, existing: dict[str, Any], received: ReceivedFile, sender: Sender
+) -> InstanceResult:
+    if (
+        existing["sha256"] == received.sha256
+        and existing["study__origin_id"] == sender.institution.pk
+    ):
+        result.outcome = Outcome.ALREADY_STORED
+        return result
+    if existing["sha256"] == received.sha256:
+        # Same bytes sent by another institution: it gains nothing by resending.
+        return _refuse(
+            result,
+            "stored_by_other_institution",
+            _("This instance is already in the archive, sent by another institution."),
+            failure.DUPLICATE_SOP_INSTANCE,
+        )
+    return _refuse(
+        result,
+        "duplicate_uid_other_bytes",
+        _(
+            "An instance with this SOP Instance UID is already stored with different content; "
+            "the stored object is kept (status 0x0111)."
+        ),
+        failure.DUPLICATE_SOP_INSTANCE,
+    )
+
+
+def _refused(received: ReceivedFile, code: str, reason: str, failure_reason: int) -> InstanceResult:
+    return InstanceResult(
+        outcome=Outcome.REFUSED,
+        code=code,
+        reason=reason,
+        failure_reason=failure_reason,
+        name=received.name,
+    )
+
+
+def _refuse(result: InstanceResult, code: str, reason: str, failure_reason: int) -> InstanceResult:
+    result.outcome = Outcome.REFUSED
+    result.code = code
+    result.reason = reason
+    result.failure_reason = failure_reason
+    return result
+
+
+def _index(
+    staged: list[_Staged],
+    conflicts: list[InstanceResult],
+    *,
+    sender: Sender,
+    report: IngestReport,
+) -> None:
+    """Write the rows of every staged instance in one transaction, then audit."""
+    if not staged and not conflicts and not report.refused:
+        return
+    with transaction.atomic():
+        touched: dict[int, Study] = {}
+        for item in staged:
+            study = _index_one(item, sender=sender)
+            if study is not None:
+                touched[study.pk] = study
+            elif item.result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
+                conflicts.append(item.result)
+        for study in sorted(touched.values(), key=lambda s: s.pk):
+            _refresh_counters(study)
+            outcome = [r for r in report.stored if r.study_instance_uid == study.study_instance_uid]
+            audit(
+                action="study.ingest",
+                actor=sender.user,
+                institution=sender.institution,
+                object_type="study",
+                object_id=study.uuid,
+                patient_ref=study.patient.uuid,
+                study_uid=study.study_instance_uid,
+                ip=sender.ip,
+                detail={"stored": len(outcome)},
+            )
+            report.study_uids.add(study.study_instance_uid)
+        for conflict in conflicts:
+            audit(
+                action="instance.duplicate_conflict",
+                actor=sender.user,
+                institution=sender.institution,
+                object_type="instance",
+                object_id=conflict.sop_instance_uid,
+                study_uid=conflict.study_instance_uid,
+                outcome=AuditEvent.Outcome.DENIED,
+                ip=sender.ip,
+                detail={"code": conflict.code},
+            )
+        other_refusals = [r for r in report.refused if r not in conflicts]
+        if other_refusals:
+            audit(
+                action="ingest.refused",
+                actor=sender.user,
+                institution=sender.institution,
+                outcome=AuditEvent.Outcome.DENIED,
+                ip=sender.ip,
+                detail={
+                    "count": len(other_refusals),
+                    "codes": sorted({r.code for r in other_refusals}),
+                },
+            )
+        new_studies = sorted(report.study_uids)
+        if new_studies:
+            transaction.on_commit(lambda: _after_ingest(new_studies))
+
+
+def _index_one(item: _Staged, *, sender: Sender) -> Study | None:
+    """Create the rows of one instance in a savepoint; return its study, or None if refused."""
+    parsed = item.parsed
+    try:
+        with transaction.atomic():
+            study = _study_for(parsed, sender=sender)
+            if study is None:
+                _refuse(
+                    item.result,
+                    "study_conflict",
+                    _("The Study Instance UID belongs to another institution or patient."),
+                    failure.DATASET_DOES_NOT_MATCH,
+                )
+                return None
+            series = _series_for(parsed, study)
+            Instance.objects.create(
+                study=study,
+                series=series,
+                sop_instance_uid=parsed.sop_instance_uid,
+                sop_class_uid=parsed.sop_class_uid,
+                instance_number=_int_or_none(parsed.text("InstanceNumber")),
+                transfer_syntax_uid=parsed.transfer_syntax_uid,
+                rows=parsed.rows,
+                columns=parsed.columns,
+                number_of_frames=parsed.number_of_frames,
+                size_bytes=item.received.size,
+                sha256=item.received.sha256,
+                archive_key=item.key,
+                pixel_data_offset=parsed.pixel_data_offset,
+                metadata=parsed.json,
+            )
+    except IntegrityError:
+        # Another request committed this SOP Instance UID first: same bytes is fine.
+        existing = (
+            Instance.objects.filter(sop_instance_uid=parsed.sop_instance_uid)
+            .values("sha256", "study__origin_id")
+            .first()
+        )
+        if existing is None:
+            raise
+        _existing_outcome(item.result, existing, item.received, sender)
+        return None
+    return study
+
+
+def _study_for(parsed: ParsedInstance, *, sender: Sender) -> Study | None:
+    patient = _patient_for(parsed, sender=sender)
+    study = Study.objects.filter(study_instance_uid=parsed.study_instance_uid).first()
+    if study is None:
+        with transaction.atomic():
+            study, created = Study.objects.get_or_create(
+                study_instance_uid=parsed.study_instance_uid,
+                defaults={
+                    "patient": patient,
+                    "origin": sender.institution,
+                    "accession_number": parsed.text("AccessionNumber")[:16],
+                    "study_id": parsed.text("StudyID")[:16],
+                    "study_date": parsed.text("StudyDate")[:8],
+                    "study_time": parsed.text("StudyTime")[:16],
+                    "study_description": parsed.text("StudyDescription")[:64],
+                    "referring_physician_name": parsed.text("ReferringPhysicianName")[:324],
+                    "metadata": pick(parsed.json, STUDY_LEVEL_TAGS),
+                },
+            )
+        if created:
+            _grant_origin(study, sender.institution)
+    if study.origin_id != sender.institution.pk or study.patient_id != patient.pk:
+        return None
+    return study
+
+
+def _patient_for(parsed: ParsedInstance, *, sender: Sender) -> Patient:
+    patient, _created = Patient.objects.get_or_create(
+        issuer=sender.institution,
+        patient_id=parsed.text("PatientID").strip()[:64],
+        defaults={
+            "patient_name": parsed.text("PatientName")[:324],
+            "patient_sex": parsed.text("PatientSex")[:16],
+            "patient_birth_date": parsed.text("PatientBirthDate")[:8],
+        },
+    )
+    return patient
+
+
+def _series_for(parsed: ParsedInstance, study: Study) -> Series:
+    series, _created = Series.objects.get_or_create(
+        series_instance_uid=parsed.series_instance_uid,
+        defaults={
+            "study": study,
+            "modality": parsed.modality,
+            "series_number": _int_or_none(parsed.text("SeriesNumber")),
+            "series_description": parsed.text("SeriesDescription")[:64],
+            "body_part_examined": parsed.text("BodyPartExamined")[:16],
+            "metadata": pick(parsed.json, SERIES_LEVEL_TAGS),
+        },
+    )
+    if series.study_id != study.pk:
+        raise IntegrityError("series belongs to another study")
+    return series
+
+
+def _grant_origin(study: Study, institution: Institution) -> None:
+    """Let the origin institution's clinical roles see the study they sent."""
+    for role in CLINICAL_ROLES:
+        assign_perm("studies.view_study", institution_role_group(institution, role), study)
+
+
+def _refresh_counters(study: Study) -> None:
+    """Recount the study's series and instances from the rows.
+
+    The study row is locked first, so a concurrent request for the same study
+    waits and then counts what this one committed.
+    """
+    Study.objects.select_for_update().filter(pk=study.pk).first()
+    per_series = (
+        Instance.objects.filter(study=study)
+        .values("series_id")
+        .annotate(n=Count("id"), size=Sum("size_bytes"))
+    )
+    modalities: set[str] = set()
+    instances = size = 0
+    for row in per_series:
+        Series.objects.filter(pk=row["series_id"]).update(
+            number_of_instances=row["n"], size_bytes=row["size"] or 0
+        )
+        instances += row["n"]
+        size += row["size"] or 0
+    modalities.update(Series.objects.filter(study=study).values_list("modality", flat=True))
+    Study.objects.filter(pk=study.pk).update(
+        number_of_series=Series.objects.filter(study=study).count(),
+        number_of_instances=instances,
+        size_bytes=size,
+        modalities_in_study="\\".join(sorted(modalities))[:64],
+        updated_at=timezone.now(),
+    )
+
+
+def _after_ingest(study_uids: list[str]) -> None:
+    for hook in AFTER_INGEST:
+        try:
+            hook(study_uids)
+        except Exception:
+            # A failing side effect must not turn a stored study into an error.
+            logger.exception("after-ingest hook %s failed", getattr(hook, "__name__", hook))
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text.split("\\")[0])
+    except (ValueError, IndexError):
+        return None
