@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from hospitals.models import ApiToken, EdgeNode, Institution, Membership, Region, Role
 
@@ -51,13 +51,11 @@ def administered_institutions(user: Any) -> QuerySet[Institution]:
     """Return the institutions whose people and edges ``user`` may manage."""
     if not getattr(user, "is_authenticated", False):
         return Institution.objects.none()
-    regional = Institution.objects.filter(
-        region__institutions__memberships__user=user,
-        region__institutions__memberships__role=Role.REGIONAL_ADMIN,
-        region__institutions__memberships__is_active=True,
-    )
-    own = institutions_for_role(user, Role.INSTITUTION_ADMIN)
-    return (regional | own).distinct().order_by("tier", "code")
+    # Filter by id sets, not by OR-ing joined querysets: Django refuses to combine a
+    # distinct query with a non-distinct one, and the joins would multiply rows.
+    regional = Institution.objects.filter(region__in=administered_regions(user)).values("pk")
+    own = institutions_for_role(user, Role.INSTITUTION_ADMIN).values("pk")
+    return Institution.objects.filter(Q(pk__in=regional) | Q(pk__in=own)).order_by("tier", "code")
 
 
 def edge_nodes_visible_to(user: Any) -> QuerySet[EdgeNode]:
