@@ -210,8 +210,8 @@ def _stage(
             _("The archive could not store the object; nothing was kept. Try again later."),
             failure.OUT_OF_RESOURCES,
         ), None
-    # Keep only what the rows need: the header dataset holds the open file.
-    parsed.dataset = parsed.dataset.__class__()
+    # The header stays: its values are in memory; only deferred bulk data (never
+    # read again) would need the file, which the caller may now close.
     return result, _Staged(parsed=parsed, received=received, key=key, result=result)
 
 
