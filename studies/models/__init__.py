@@ -1,0 +1,21 @@
+"""The archive's models, one module per concern."""
+
+from studies.models.index import (
+    Instance,
+    Patient,
+    RegionalPerson,
+    Series,
+    Study,
+    StudyGroupObjectPermission,
+    StudyUserObjectPermission,
+)
+
+__all__ = [
+    "Instance",
+    "Patient",
+    "RegionalPerson",
+    "Series",
+    "Study",
+    "StudyGroupObjectPermission",
+    "StudyUserObjectPermission",
+]
