@@ -223,3 +223,37 @@ def api_token_revoke(*, api_token: ApiToken, actor: Any) -> None:
             object_type="api_token",
             object_id=api_token.uuid,
         )
+
+
+@transaction.atomic
+def user_create_for_institution(
+    *,
+    institution: Institution,
+    username: str,
+    full_name: str,
+    password: str,
+    role: str,
+    actor: Any = None,
+) -> Membership:
+    """Create a person's account and give it ``role`` at ``institution``.
+
+    Accounts are made by the institution that employs the person, so the new
+    user starts with exactly one membership.
+    """
+    if role == Role.EDGE:
+        raise NetworkError("edge identities are created with their edge node")
+    user_model = get_user_model()
+    if user_model.objects.filter(username__iexact=username).exists():
+        raise NetworkError("this username is already taken")
+    user = user_model.objects.create_user(
+        username=username, password=password, first_name=full_name[:150]
+    )
+    audit(
+        action="user.create",
+        actor=actor,
+        institution=institution,
+        object_type="user",
+        object_id=user.pk,
+        detail={"user": username},
+    )
+    return membership_grant(user=user, institution=institution, role=role, actor=actor)
