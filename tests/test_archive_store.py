@@ -6,6 +6,7 @@ import functools
 import hashlib
 import io
 import os
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -422,6 +423,39 @@ def test_it_detects_a_corrupted_object_when_rehashing(store: ArchiveStore) -> No
 
     assert store.hash_object(KEY) != stored.sha256
     assert store.hash_object(KEY) == sha256_of(bytes(damaged))
+
+
+def test_it_lets_one_of_racing_writers_win_in_a_folder(tmp_path: Path) -> None:
+    store = LocalFolderStore(tmp_path / "archive")
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def write(index: int) -> None:
+        barrier.wait()
+        try:
+            store.put(KEY, io.BytesIO(b"writer %d" % index))
+            outcomes.append("stored")
+        except ArchiveConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["conflict"] * 7 + ["stored"]
+    assert stored_files(store) == [KEY]
+
+
+def test_it_refuses_a_key_whose_folder_is_an_object(tmp_path: Path) -> None:
+    store = LocalFolderStore(tmp_path / "archive")
+    store.put("dicom/1.2", io.BytesIO(b"an object"))
+
+    with pytest.raises(ArchiveConflictError):
+        store.put("dicom/1.2/3.dcm", io.BytesIO(b"below it"))
+
+    assert stored_files(store) == ["dicom/1.2"]
 
 
 @pytest.mark.s3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING
 
 from .base import ArchiveStore
@@ -22,13 +23,18 @@ def store_from_config(config: ArchiveConfig, *, setting_name: str = "ARCHIVE_URL
     raise ValueError(f"{setting_name}: unknown archive kind {config.kind!r}")
 
 
-@functools.cache
 def get_store() -> ArchiveStore:
-    """Return this process's store for ``settings.ARCHIVE``, built once.
+    """Return this process's store for ``settings.ARCHIVE``, built once per process.
 
-    The S3 store keeps a connection pool, hence the cache; after changing the
-    setting (tests), call :func:`reset_store`.
+    The S3 store keeps a connection pool, hence the cache; it is keyed by the
+    process id because pooled sockets must not cross a fork (Celery's prefork
+    workers, gunicorn). After changing the setting (tests), call :func:`reset_store`.
     """
+    return _store_for_process(os.getpid())
+
+
+@functools.lru_cache(maxsize=1)
+def _store_for_process(pid: int) -> ArchiveStore:
     from django.conf import settings
 
     return store_from_config(settings.ARCHIVE)
@@ -36,4 +42,4 @@ def get_store() -> ArchiveStore:
 
 def reset_store() -> None:
     """Forget the cached store, so the next :func:`get_store` reads the settings again."""
-    get_store.cache_clear()
+    _store_for_process.cache_clear()

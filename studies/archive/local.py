@@ -17,6 +17,7 @@ digest is needed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -81,32 +82,57 @@ class LocalFolderStore(ArchiveStore):
                 expected_size=size,
                 expected_sha256=expected_sha256,
             )
-            _makedirs_durable(final.parent, stop_at=self.root)
-            if overwrite:
-                os.replace(tmp.path, final)
-            else:
-                self._link_new(tmp.path, final, stored)
-            _fsync_dir(final.parent)
+            with self._fs_errors(key):
+                _makedirs_durable(final.parent, stop_at=self.root)
+                if overwrite:
+                    os.replace(tmp.path, final)
+                else:
+                    self._link_new(tmp.path, final, stored)
+                _fsync_dir(final.parent)
             return stored
         finally:
             tmp.path.unlink(missing_ok=True)
 
     def _write_temporary(self, source: BinaryIO, *, limit: int | None) -> _TempFile:
-        tmp_dir = self.root / TMP_DIR_NAME
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        with self._fs_errors():
+            tmp_dir = self.root / TMP_DIR_NAME
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
         path = Path(name)
         try:
             reader = HashingReader(source, limit=limit)
             with os.fdopen(fd, "wb") as out:
+                # Errors reading the source are the caller's; only writing is ours.
                 while chunk := reader.read(CHUNK_SIZE):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+                    with self._fs_errors():
+                        out.write(chunk)
+                with self._fs_errors():
+                    out.flush()
+                    os.fsync(out.fileno())
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         return _TempFile(path=path, size=reader.size, sha256=reader.hexdigest())
+
+    @contextlib.contextmanager
+    def _fs_errors(self, key: str | None = None) -> Iterator[None]:
+        """Report file-system failures (full disk, read-only mount) as archive errors."""
+        try:
+            yield
+        except (NotADirectoryError, IsADirectoryError) as exc:
+            if key is None:
+                raise self._unavailable(exc) from exc
+            raise ArchiveConflictError(
+                f"{key}: a folder of other keys, or an object, is in the way"
+            ) from exc
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: OSError) -> ArchiveUnavailableError:
+        return ArchiveUnavailableError(
+            f"{self.setting_name}: cannot write to the archive folder {self.root} "
+            f"({exc.strerror or exc})"
+        )
 
     def _link_new(self, tmp: Path, final: Path, stored: StoredObject) -> None:
         """Put ``tmp`` at ``final`` unless something is there; accept identical bytes."""
@@ -140,6 +166,11 @@ class LocalFolderStore(ArchiveStore):
             return path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ArchiveNotFoundError(f"{key}: not in the archive") from None
+        except OSError as exc:
+            raise ArchiveUnavailableError(
+                f"{self.setting_name}: cannot read {key} in the archive folder {self.root} "
+                f"({exc.strerror or exc})"
+            ) from exc
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         if start < 0 or length < 0:
@@ -189,19 +220,15 @@ class LocalFolderStore(ArchiveStore):
     def check(self) -> None:
         probe: Path | None = None
         try:
-            tmp_dir = self.root / TMP_DIR_NAME
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="check-")
-            probe = Path(name)
-            with os.fdopen(fd, "wb") as out:
-                out.write(b"check")
-                out.flush()
-                os.fsync(out.fileno())
-        except OSError as exc:
-            raise ArchiveUnavailableError(
-                f"{self.setting_name}: the archive folder {self.root} is not writable "
-                f"({exc.strerror or exc})"
-            ) from exc
+            with self._fs_errors():
+                tmp_dir = self.root / TMP_DIR_NAME
+                tmp_dir.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="check-")
+                probe = Path(name)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(b"check")
+                    out.flush()
+                    os.fsync(out.fileno())
         finally:
             if probe is not None:
                 probe.unlink(missing_ok=True)

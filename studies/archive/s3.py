@@ -29,8 +29,8 @@ import io
 import logging
 import os
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO, cast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import urllib3
 from minio import Minio
@@ -298,7 +298,7 @@ class S3Store(ArchiveStore):
         with self._translate(key):
             response = self._client.get_object(self.bucket, key)
         try:
-            yield cast(BinaryIO, response)
+            yield cast(BinaryIO, _ResponseStream(response, self._translate))
         finally:
             response.close()
             response.release_conn()
@@ -373,3 +373,33 @@ class S3Store(ArchiveStore):
             raise
         except ArchiveError as exc:
             raise ArchiveUnavailableError(str(exc)) from exc
+
+
+class _ResponseStream(io.RawIOBase):
+    """A GET response as a readable stream whose network failures are archive errors.
+
+    A connection dropped halfway through a read must reach the caller (a fixity
+    run, a WADO response) as :class:`ArchiveUnavailableError`, like any other.
+    """
+
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        translate: Callable[[], contextlib.AbstractContextManager[None]],
+    ) -> None:
+        self._response = response
+        self._translate = translate
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._translate():
+            if size is None or size < 0:
+                return self._response.read()
+            return self._response.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
