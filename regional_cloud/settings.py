@@ -99,6 +99,7 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": parse_database_url(DATABASE_URL)}
 else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded database lives here
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
