@@ -8,10 +8,12 @@ is deleted in every case. Readers therefore never see an unverified object.
 The ETag cannot serve as a checksum: for multipart uploads it is not a digest
 of the content.
 
-Uploads go in parts of ``part_size`` (8 MiB by default, one part in flight):
-memory per upload stays near two parts whatever the object's size, and 10,000
-parts still allow 80 GB objects. Server-side copies of objects over 5 GiB go
-through multipart compose, which the SDK does on its own.
+Uploads go in parts of ``part_size`` (8 MiB by default, as the AWS CLI; one
+part in flight): memory per upload stays near three parts (the SDK keeps the
+part it sent while it reads the next) whatever the object's size. A stream of
+unknown size can hold 10,000 parts, 80 GB; a known size gets bigger parts.
+Server-side copies of objects over 5 GiB go through multipart compose, which
+the SDK does on its own.
 
 Crashes can leave ``.tmp/`` objects and incomplete multipart uploads behind:
 give the bucket a lifecycle rule expiring the ``.tmp/`` prefix and aborting
@@ -60,7 +62,9 @@ logger = logging.getLogger(__name__)
 
 TMP_PREFIX = ".tmp/"
 SHA256_METADATA = "x-amz-meta-sha256"
-DEFAULT_PART_SIZE = 8 * 1024 * 1024
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE = 8 * MiB
+MAX_PARTS = 10_000
 CONTENT_TYPE = "application/octet-stream"
 
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
@@ -98,6 +102,15 @@ def _http_client(*, connect: float, read: float, retries: int) -> urllib3.PoolMa
             raise_on_status=False,
         ),
     )
+
+
+def _part_size_for(length: int | None, preferred: int) -> int:
+    """Return ``preferred`` unless S3's 10,000-part limit needs bigger parts (whole MiB)."""
+    if length is None:
+        return preferred
+    needed = -(-length // MAX_PARTS)
+    needed = -(-needed // MiB) * MiB
+    return max(preferred, needed)
 
 
 class S3Store(ArchiveStore):
@@ -240,7 +253,7 @@ class S3Store(ArchiveStore):
                     tmp_key,
                     cast(BinaryIO, reader),
                     length=-1 if length is None else length,
-                    part_size=self.part_size,
+                    part_size=_part_size_for(length, self.part_size),
                     num_parallel_uploads=1,
                     content_type=CONTENT_TYPE,
                 )
