@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as _settings
+
+if _settings.configured:
+    raise pytest.UsageError(
+        "DJANGO_SETTINGS_MODULE is set in the environment, so pytest-django imported the "
+        "settings before tests/conftest.py could point them at a test VAR_DIR and archive: "
+        "unset it (python3 tools/dev.py test does)"
+    )
 
 _TMP = Path(tempfile.mkdtemp(prefix="regional-cloud-tests-"))
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)

@@ -197,6 +197,9 @@ def test_env() -> dict[str, str]:
     env["SECRET_KEY"] = secrets.token_urlsafe(50)
     env["DEBUG"] = "0"
     env.pop("SECRET_KEY_FILE", None)
+    # tests/conftest.py sets the test environment (VAR_DIR, ARCHIVE_URL) and only then
+    # names the settings module; set here, pytest-django would import settings first.
+    env.pop("DJANGO_SETTINGS_MODULE", None)
     return env
 
 
