@@ -36,9 +36,11 @@ def role_group_name(institution: Institution, role: str) -> str:
 
 def institution_role_group(institution: Institution, role: str) -> Group:
     """Return the auth group of ``role`` at ``institution``."""
-    return InstitutionGroup.objects.select_related("group").get(
-        institution=institution, role=role
-    ).group
+    return (
+        InstitutionGroup.objects.select_related("group")
+        .get(institution=institution, role=role)
+        .group
+    )
 
 
 @transaction.atomic
@@ -123,9 +125,7 @@ def membership_revoke(*, membership: Membership, actor: Any = None) -> None:
         return
     membership.is_active = False
     membership.save(update_fields=["is_active"])
-    membership.user.groups.remove(
-        institution_role_group(membership.institution, membership.role)
-    )
+    membership.user.groups.remove(institution_role_group(membership.institution, membership.role))
     audit(
         action="membership.revoke",
         actor=actor,
@@ -192,7 +192,9 @@ def edge_node_rotate_token(*, edge_node: EdgeNode, actor: Any = None) -> IssuedE
     return IssuedEdgeToken(edge_node=edge_node, token=token)
 
 
-def edge_node_heartbeat(*, edge_node: EdgeNode, backlog: int, lag_seconds: int, version: str) -> None:
+def edge_node_heartbeat(
+    *, edge_node: EdgeNode, backlog: int, lag_seconds: int, version: str
+) -> None:
     """Record an edge's health report (not audited: it is no state change of patient data)."""
     edge_node.last_contact_at = timezone.now()
     edge_node.backlog = max(0, backlog)
@@ -257,3 +259,84 @@ def user_create_for_institution(
         detail={"user": username},
     )
     return membership_grant(user=user, institution=institution, role=role, actor=actor)
+
+
+def _ref(value: Any) -> str:
+    """Return a value for the audit trail: a related object by its UUID."""
+    return str(getattr(value, "uuid", value) or "")
+
+
+# The fields an institution's details may change; its code names its role groups.
+INSTITUTION_UPDATE_FIELDS = frozenset(
+    {
+        "name",
+        "name_en",
+        "tier",
+        "grade",
+        "hub",
+        "hr_scope",
+        "hr_valid_from",
+        "hr_valid_until",
+        "is_active",
+    }
+)
+
+
+@transaction.atomic
+def institution_update(
+    *,
+    institution: Institution,
+    data: dict[str, Any],
+    alliances: list[Alliance] | None = None,
+    actor: Any = None,
+) -> Institution:
+    """Change an institution's details (keys of ``INSTITUTION_UPDATE_FIELDS``) and alliances."""
+    unknown = set(data) - INSTITUTION_UPDATE_FIELDS
+    if unknown:
+        raise NetworkError(f"these fields cannot be changed: {', '.join(sorted(unknown))}")
+    merged = {field: getattr(institution, field) for field in INSTITUTION_UPDATE_FIELDS} | data
+    hub = merged["hub"]
+    if hub is not None:
+        if hub.region_id != institution.region_id:
+            raise NetworkError("the reading hub must be in the same region")
+        if merged["tier"] == Tier.HEALTH_BUREAU:
+            raise NetworkError("a health bureau has no reading hub")
+        # Walk up the hub chain: reading must not go round in a circle.
+        seen = {institution.pk}
+        while hub is not None:
+            if hub.pk in seen:
+                raise NetworkError("the reading hub would form a circle")
+            seen.add(hub.pk)
+            hub = hub.hub
+    if (
+        merged["hr_valid_from"]
+        and merged["hr_valid_until"]
+        and merged["hr_valid_until"] < merged["hr_valid_from"]
+    ):
+        raise NetworkError("the qualification must end after it starts")
+    changes: dict[str, list[str]] = {}
+    for field, value in data.items():
+        old = getattr(institution, field)
+        if old != value:
+            changes[field] = [_ref(old), _ref(value)]
+            setattr(institution, field, value)
+    if changes:
+        institution.save(update_fields=list(changes))
+    if alliances is not None:
+        old_ids = {str(a.uuid) for a in institution.alliances.all()}
+        new_ids = {str(a.uuid) for a in alliances}
+        if old_ids != new_ids:
+            if any(a.region_id != institution.region_id for a in alliances):
+                raise NetworkError("alliances must be in the institution's region")
+            institution.alliances.set(alliances)
+            changes["alliances"] = [",".join(sorted(old_ids)), ",".join(sorted(new_ids))]
+    if changes:
+        audit(
+            action="institution.update",
+            actor=actor,
+            institution=institution,
+            object_type="institution",
+            object_id=institution.uuid,
+            detail={"changes": changes},
+        )
+    return institution
