@@ -19,3 +19,4 @@ __all__ = [
     "StudyGroupObjectPermission",
     "StudyUserObjectPermission",
 ]
+from studies.models.uploads import UploadChunk, UploadSession  # noqa: F401
