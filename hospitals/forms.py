@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
@@ -20,6 +21,13 @@ class LoginForm(AuthenticationForm):
         ),
         "inactive": _("This account is disabled. Please ask your institution admin."),
     }
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    # Labels sit above their fields: no colon (it would be ASCII in Chinese text).
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
 
 class MemberAddForm(forms.Form):
@@ -51,6 +59,7 @@ class MemberAddForm(forms.Form):
     role = forms.ChoiceField(label=_("Role"))
 
     def __init__(self, *args: Any, roles: list[tuple[str, Any]], **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         role_field = self.fields["role"]
         assert isinstance(role_field, forms.ChoiceField)
@@ -98,6 +107,7 @@ class EdgeNodeCreateForm(forms.Form):
     )
 
     def __init__(self, *args: Any, institution: Institution, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.institution = institution
 

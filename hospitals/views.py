@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,7 +26,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from hospitals.forms import EdgeNodeCreateForm, LoginForm, MemberAddForm, role_choices
+from hospitals.forms import (
+    EdgeNodeCreateForm,
+    LoginForm,
+    MemberAddForm,
+    PasswordChangeForm,
+    role_choices,
+)
 from hospitals.models import EdgeNode, Institution, Membership, Role, Tier
 from hospitals.selectors import (
     administered_institutions,
@@ -46,6 +52,13 @@ from hospitals.services import (
 )
 from regional_cloud.audit import audit
 from regional_cloud.models import AuditEvent
+
+TIER_DISPLAY_ORDER = [
+    Tier.REFERRAL_CENTRE,
+    Tier.COUNTY_HOSPITAL,
+    Tier.TOWNSHIP_CLINIC,
+    Tier.HEALTH_BUREAU,
+]
 
 # An edge that has not reported for this long is shown as silent.
 EDGE_SILENT_AFTER = timedelta(minutes=15)
@@ -85,6 +98,8 @@ class LogoutView(auth_views.LogoutView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = PasswordChangeForm
+
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         audit(action="auth.password_change", actor=self.request.user, request=self.request)
@@ -101,6 +116,7 @@ class EdgeRow:
     edge: EdgeNode
     status: str  # online / silent / never / disabled
     label: str
+    just_now: bool = False  # "0 minutes ago" reads as a fault; say "just now"
 
 
 STATUS_LABELS = {
@@ -126,7 +142,12 @@ def edge_rows(edges: QuerySet[EdgeNode]) -> list[EdgeRow]:
     rows = []
     for edge in edges.select_related("institution").order_by("institution__code", "name"):
         status = edge_status(edge, now)
-        rows.append(EdgeRow(edge=edge, status=status, label=str(STATUS_LABELS[status])))
+        just_now = edge.last_contact_at is not None and now - edge.last_contact_at < timedelta(
+            minutes=1
+        )
+        rows.append(
+            EdgeRow(edge=edge, status=status, label=str(STATUS_LABELS[status]), just_now=just_now)
+        )
     return rows
 
 
@@ -230,6 +251,14 @@ def home(request: HttpRequest) -> HttpResponse:
 # --- Network management ------------------------------------------------------------------
 
 
+# Lists show the network top-down: centre, county hospitals, clinics, then the bureau.
+TIER_ORDER = Case(
+    *(When(tier=tier, then=Value(rank)) for rank, tier in enumerate(TIER_DISPLAY_ORDER)),
+    default=Value(len(TIER_DISPLAY_ORDER)),
+    output_field=IntegerField(),
+)
+
+
 def _annotated(institutions: QuerySet[Institution]) -> QuerySet[Institution]:
     return (
         institutions.select_related("hub", "region")
@@ -240,8 +269,9 @@ def _annotated(institutions: QuerySet[Institution]) -> QuerySet[Institution]:
                 distinct=True,
             ),
             edge_count=Count("edge_nodes", distinct=True),
+            tier_rank=TIER_ORDER,
         )
-        .order_by("tier", "code")
+        .order_by("tier_rank", "code")
     )
 
 
