@@ -20,3 +20,4 @@ __all__ = [
     "StudyUserObjectPermission",
 ]
 from studies.models.uploads import UploadChunk, UploadSession  # noqa: F401
+from studies.models.edge import EdgeStudy  # noqa: F401
