@@ -50,10 +50,9 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.orthanc",
     "tests.fixtures.browser",
+    "tests.fixtures.s3",
+    "tests.fixtures.archive",
 ]
-# The S3 fixtures come from another module; load them once they exist.
-if (Path(__file__).parent / "fixtures" / "s3.py").exists():
-    pytest_plugins.append("tests.fixtures.s3")
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from tests.dicom_helpers import (
     to_bytes,
 )
 from tests.factories import PASSWORD, make_user
-from tests.fixtures.archive import archive  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("archive")]
 
