@@ -25,11 +25,17 @@ VENV_PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".regional-cloud-install"
 APPS = ["regional_cloud", "hospitals", "studies", "referrals"]
 
+# Writes a .mo only when its bytes change, so a compiled tree stays clean in git.
 COMPILE_PO = """
+import pathlib
 import sys
 import polib
 for po_path in sys.argv[1:]:
-    polib.pofile(po_path).save_as_mofile(po_path[:-3] + ".mo")
+    mo_path = pathlib.Path(po_path[:-3] + ".mo")
+    data = polib.pofile(po_path).to_binary()
+    if not mo_path.exists() or mo_path.read_bytes() != data:
+        mo_path.write_bytes(data)
+        print("[dev] wrote " + str(mo_path))
 """
 
 
