@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import AllowAny
 from rest_framework.test import APIClient
 
 from hospitals.models import (
@@ -528,22 +530,44 @@ def test_it_tells_the_caller_who_they_are(network, people):
 # --- everything under /api/ needs a caller ------------------------------------------
 
 
-def api_routes() -> list[tuple[str, str]]:
-    """Return ``(name, path)`` of every route under /api/, with sample path arguments."""
+def api_patterns() -> list[URLPattern]:
+    """Return every URL pattern under /api/."""
 
-    def walk(patterns: list[Any], inside_api: bool) -> list[tuple[str, str]]:
+    def walk(patterns: list[Any], inside_api: bool) -> list[URLPattern]:
         found = []
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
                 nested = inside_api or str(pattern.pattern) == "api/"
                 found += walk(pattern.url_patterns, nested)
             elif isinstance(pattern, URLPattern) and inside_api:
-                assert pattern.name, f"name every /api/ route: {pattern.pattern}"
-                kwargs = {arg: str(uuid.uuid4()) for arg in pattern.pattern.regex.groupindex}
-                found.append((pattern.name, reverse(pattern.name, kwargs=kwargs)))
+                found.append(pattern)
         return found
 
     return walk(get_resolver().url_patterns, inside_api=False)
+
+
+def api_routes() -> list[tuple[str, str]]:
+    """Return ``(name, path)`` of every route under /api/, with sample path arguments."""
+    routes = []
+    for pattern in api_patterns():
+        assert pattern.name, f"name every /api/ route: {pattern.pattern}"
+        kwargs = {arg: str(uuid.uuid4()) for arg in pattern.pattern.regex.groupindex}
+        routes.append((pattern.name, reverse(pattern.name, kwargs=kwargs)))
+    return routes
+
+
+def test_it_pairs_every_api_view_with_a_permission_and_a_filtered_queryset():
+    for pattern in api_patterns():
+        view = getattr(pattern.callback, "cls", None)
+        if view is None:
+            continue  # a plain Django view (the docs page): checked by the walk below
+        initkwargs = getattr(pattern.callback, "initkwargs", {})
+        permission_classes = initkwargs.get("permission_classes", view.permission_classes)
+        assert AllowAny not in permission_classes, pattern.name
+        if issubclass(view, GenericAPIView):
+            # A class-level queryset is unfiltered; lists must come from get_queryset().
+            assert initkwargs.get("queryset", view.queryset) is None, pattern.name
+            assert view.get_queryset is not GenericAPIView.get_queryset, pattern.name
 
 
 def test_it_finds_the_api_routes():

@@ -55,14 +55,19 @@ class ApiTokenViewSet(viewsets.GenericViewSet[ApiToken]):
         return api_tokens_of(self.request.user)
 
     def list(self, request: Request) -> Response:
+        """List your personal API tokens (names and prefixes, never the tokens)."""
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ApiTokenOutput(page, many=True).data)
 
     def retrieve(self, request: Request, uuid: str) -> Response:
+        """Show one of your personal API tokens."""
         return Response(ApiTokenOutput(self.get_object()).data)
 
     @extend_schema(request=ApiTokenCreateInput, responses={201: ApiTokenWithSecretOutput})
     def create(self, request: Request) -> Response:
+        """Create a personal API token; the response is the only time it is shown.
+
+        Only from a signed-in session: a token cannot create further tokens."""
         # A leaked token must not be able to mint more tokens that outlive its revocation.
         if request.auth is not None:
             raise PermissionDenied(_("Create tokens from a signed-in session, not with a token."))
@@ -72,6 +77,7 @@ class ApiTokenViewSet(viewsets.GenericViewSet[ApiToken]):
         return Response(body, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, uuid: str) -> Response:
+        """Revoke one of your tokens; it stops working at once."""
         api_token_revoke(api_token=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -107,14 +107,17 @@ class EdgeNodeViewSet(NetworkErrorsAs400, viewsets.GenericViewSet[EdgeNode]):
         return edge_nodes_visible_to(self.request.user).order_by("institution__code", "name")
 
     def list(self, request: Request) -> Response:
+        """List the edges of the institutions you administer, with their health."""
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(EdgeNodeOutput(page, many=True).data)
 
     def retrieve(self, request: Request, uuid: str) -> Response:
+        """Show one edge and its health."""
         return Response(EdgeNodeOutput(self.get_object()).data)
 
     @extend_schema(request=EdgeNodeCreateInput, responses={201: EdgeNodeWithTokenOutput})
     def create(self, request: Request) -> Response:
+        """Register an edge; the response is the only time its token is shown."""
         data = validated(EdgeNodeCreateInput, request.data)
         institution = get_or_400(
             administered_institutions(request.user),

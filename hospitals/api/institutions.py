@@ -129,14 +129,17 @@ class InstitutionViewSet(NetworkErrorsAs400, viewsets.GenericViewSet[Institution
         return institutions_in_user_regions(self.request.user)
 
     def list(self, request: Request) -> Response:
+        """List the institutions of your regions."""
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(InstitutionOutput(page, many=True).data)
 
     def retrieve(self, request: Request, uuid: str) -> Response:
+        """Show one institution of your regions."""
         return Response(InstitutionOutput(self.get_object()).data)
 
     @extend_schema(request=InstitutionCreateInput, responses={201: InstitutionOutput})
     def create(self, request: Request) -> Response:
+        """Create an institution (regional admins), with its role groups."""
         data = validated(InstitutionCreateInput, request.data)
         regions = administered_regions(request.user)
         if data.get("region") is not None:
@@ -166,6 +169,7 @@ class InstitutionViewSet(NetworkErrorsAs400, viewsets.GenericViewSet[Institution
 
     @extend_schema(request=InstitutionUpdateInput, responses=InstitutionOutput)
     def partial_update(self, request: Request, uuid: str) -> Response:
+        """Change an institution's details (regional admins of its region)."""
         institution = self.get_object()
         data = validated(InstitutionUpdateInput, request.data, partial=True)
         alliances = data.pop("alliances", None)

@@ -105,6 +105,7 @@ class MembershipViewSet(NetworkErrorsAs400, viewsets.GenericViewSet[Membership])
         ]
     )
     def list(self, request: Request) -> Response:
+        """List the memberships of the institutions you administer."""
         query = validated(MembershipFilter, request.query_params)
         memberships = self.get_queryset()
         if query.get("institution"):
@@ -113,10 +114,12 @@ class MembershipViewSet(NetworkErrorsAs400, viewsets.GenericViewSet[Membership])
         return self.get_paginated_response(MembershipOutput(page, many=True).data)
 
     def retrieve(self, request: Request, uuid: str) -> Response:
+        """Show one membership of an institution you administer."""
         return Response(MembershipOutput(self.get_object()).data)
 
     @extend_schema(request=MembershipCreateInput, responses={201: MembershipOutput})
     def create(self, request: Request) -> Response:
+        """Give a role at an institution you administer, creating the account if asked."""
         data = validated(MembershipCreateInput, request.data)
         institution = get_or_400(
             administered_institutions(request.user),
@@ -148,6 +151,7 @@ class MembershipViewSet(NetworkErrorsAs400, viewsets.GenericViewSet[Membership])
         return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, uuid: str) -> Response:
+        """End a membership: the person loses the role's access at once."""
         membership = self.get_object()
         if membership.role == Role.EDGE:
             raise ValidationError(
