@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from hospitals.authentication import user_for_token
-from hospitals.models import EdgeNode, Membership, Role
+from hospitals.models import Alliance, EdgeNode, HRScope, Membership, Role, Tier
 from hospitals.services import edge_node_create, edge_node_heartbeat, membership_grant
 from hospitals.tokens import token_hash
 from regional_cloud.models import AuditEvent
@@ -417,6 +419,35 @@ def test_it_shows_institution_details(network: dict[str, Any], people: dict[str,
     assert "一级" in page
     assert network["county"].name in page
     assert "登记边缘节点" in page
+
+
+def test_it_shows_alliances_and_the_hr_qualification(
+    network: dict[str, Any], people: dict[str, Any]
+) -> None:
+    community = Alliance.objects.create(
+        region=network["region"], name="青山县医共体", kind=Alliance.Kind.COMMUNITY
+    )
+    today = timezone.localdate()
+    county = make_institution(
+        region=network["region"],
+        tier=Tier.COUNTY_HOSPITAL,
+        hub=network["centre"],
+        alliances=[community],
+        hr_scope=HRScope.PROVINCE,
+        hr_valid_from=today - timedelta(days=30),
+        hr_valid_until=today + timedelta(days=300),
+    )
+    url = reverse("institution_detail", args=[county.uuid])
+    zh = text(client_in("zh-hans", people["regional"]).get(url))
+    assert "青山县医共体" in zh
+    assert "医共体</span>" in zh
+    assert "本省HR" in zh
+    assert "今日有效" in zh
+    assert (today + timedelta(days=300)).isoformat() in zh
+    en = text(client_in("en", people["regional"]).get(url))
+    assert "Provincial HR" in en
+    assert "valid today" in en
+    assert "County medical community" in en
 
 
 # --- Edge nodes ---------------------------------------------------------------------------
