@@ -25,18 +25,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from guardian.shortcuts import assign_perm
 
 from hospitals.models import CLINICAL_ROLES, Institution
 from hospitals.services import institution_role_group
 from regional_cloud.audit import audit
 from regional_cloud.models import AuditEvent
 from studies import failure
+from studies.access import VIEW, study_access_grant
 from studies.archive import ArchiveError, get_store
 from studies.archive.base import validate_uid
 from studies.dicom_parse import InvalidInstance, ParsedInstance, parse_instance
 from studies.dicom_tags import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, pick
-from studies.models import Instance, Patient, Series, Study
+from studies.models import Instance, Patient, Series, Study, StudyGrant
 
 logger = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ def _study_for(parsed: ParsedInstance, *, sender: Sender) -> Study | None:
                 },
             )
         if created:
-            _grant_origin(study, sender.institution)
+            _grant_origin(study, sender.institution, sender.user)
     if study.origin_id != sender.institution.pk or study.patient_id != patient.pk:
         return None
     return study
@@ -425,10 +425,17 @@ def _series_for(parsed: ParsedInstance, study: Study) -> Series:
     return series
 
 
-def _grant_origin(study: Study, institution: Institution) -> None:
+def _grant_origin(study: Study, institution: Institution, actor: Any) -> None:
     """Let the origin institution's clinical roles see the study they sent."""
-    for role in CLINICAL_ROLES:
-        assign_perm("studies.view_study", institution_role_group(institution, role), study)
+    for role in sorted(CLINICAL_ROLES):
+        study_access_grant(
+            study=study,
+            grantee=institution_role_group(institution, role),
+            codenames=[VIEW],
+            source=StudyGrant.Source.ORIGIN,
+            source_ref=str(institution.uuid),
+            actor=actor,
+        )
 
 
 def _refresh_counters(study: Study) -> None:

@@ -19,5 +19,6 @@ __all__ = [
     "StudyGroupObjectPermission",
     "StudyUserObjectPermission",
 ]
-from studies.models.uploads import UploadChunk, UploadSession  # noqa: F401
+from studies.models.access import StudyGrant  # noqa: F401
 from studies.models.edge import EdgeStudy  # noqa: F401
+from studies.models.uploads import UploadChunk, UploadSession  # noqa: F401
