@@ -55,6 +55,12 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Hash test passwords with MD5: the real hasher costs seconds per user."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def network(db: None) -> dict[str, Any]:
     """A small region built through the services: see tests.factories.make_network."""
