@@ -104,6 +104,8 @@ def test_it_lets_a_regional_admin_manage_the_network(page: Any, live_hub: str) -
     screenshot(page, "network-regional_admin-zh")
 
     page.get_by_role("link", name="石桥镇卫生院").first.click()
+    page.locator('[data-section="facts"]').wait_for()
+    screenshot(page, "institution-detail-zh")
     page.get_by_role("link", name="登记边缘节点").click()
     page.get_by_label("名称").fill("超声工作站")
     page.get_by_role("button", name="登记并签发令牌").click()
