@@ -31,6 +31,13 @@ def user_roles(user: Any) -> set[str]:
     return set(active_memberships(user).values_list("role", flat=True))
 
 
+def user_roles_at(user: Any, institution: Institution) -> set[str]:
+    """Return the user's active roles at one institution."""
+    return set(
+        active_memberships(user).filter(institution=institution).values_list("role", flat=True)
+    )
+
+
 def primary_membership(user: Any) -> Membership | None:
     """Return the membership that decides the user's home page."""
     memberships = list(active_memberships(user))

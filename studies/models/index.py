@@ -109,6 +109,8 @@ class Study(models.Model):
     class Meta:
         verbose_name = _("study")
         verbose_name_plural = _("studies")
+        # Object permissions: view_study opens images; report_study writes reports on it.
+        permissions = [("report_study", "Can report the study")]
         indexes = [models.Index(fields=["origin", "-received_at"], name="study_origin_recent")]
 
     def __str__(self) -> str:
