@@ -92,7 +92,7 @@ def study_access_revoke_due(*, now: datetime | None = None, actor: Any = None) -
     """Revoke the grants whose time has come; return how many were revoked."""
     now = now or timezone.now()
     due = list(
-        StudyGrant.objects.select_for_update(skip_locked=True)
+        StudyGrant.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(revoked_at__isnull=True, revoke_after__lte=now)
         .select_related("study", "study__patient", "study__origin", "group", "user")
     )
@@ -105,7 +105,7 @@ def study_access_revoke_due(*, now: datetime | None = None, actor: Any = None) -
 def study_access_revoke(*, source: str, source_ref: str, actor: Any = None) -> int:
     """Revoke every grant of one reason now; return how many."""
     grants = list(
-        StudyGrant.objects.select_for_update()
+        StudyGrant.objects.select_for_update(of=("self",))
         .filter(source=source, source_ref=source_ref, revoked_at__isnull=True)
         .select_related("study", "study__patient", "study__origin", "group", "user")
     )
