@@ -11,7 +11,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
+from studies.edge_api import EdgeLedgerReportView, EdgeLedgerView
+
 urlpatterns = [
+    path("edge-nodes/ledger/", EdgeLedgerReportView.as_view(), name="api-edge-ledger-report"),
+    path("edge-nodes/<uuid:uuid>/ledger/", EdgeLedgerView.as_view(), name="api-edge-ledger"),
     path("", include("hospitals.api.urls")),
     path(
         "schema/",

@@ -3,10 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from studies.edge_views import edge_ledger_page
+
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/", include("regional_cloud.api_urls")),
     path("dicom-web/", include("studies.dicomweb.urls")),
+    path("edges/<uuid:edge_uuid>/", edge_ledger_page, name="edge_ledger"),
     path("", include("hospitals.urls")),
 ]
