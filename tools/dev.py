@@ -144,16 +144,15 @@ def has_command(name: str) -> bool:
 # --- demo ---------------------------------------------------------------------
 
 
-def demo_env() -> dict[str, str]:
+def demo_env(var: Path) -> dict[str, str]:
     env = base_env()
     for name in ("DATABASE_URL", "ARCHIVE_URL", "REDIS_URL", "SECRET_KEY"):
         if env.pop(name, None):
             say(f"demo: ignoring {name} from your environment (the demo is self-contained)")
-    var = REPO / "var"
-    var.mkdir(exist_ok=True)
+    var.mkdir(parents=True, exist_ok=True)
     secret_file = var / "secret_key"
     if not secret_file.exists():
-        say("demo: generating var/secret_key")
+        say(f"demo: generating {secret_file}")
         secret_file.touch(mode=0o600)
         secret_file.write_text(secrets.token_urlsafe(50) + "\n")
     env.update(
@@ -168,7 +167,7 @@ def demo_env() -> dict[str, str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     ensure_installed(with_tests=False)
     compile_translations()
-    env = demo_env()
+    env = demo_env(Path(args.var_dir).resolve())
     manage: list[str | Path] = [VENV_PYTHON, "manage.py"]
     run([*manage, "migrate", "--noinput"], env=env)
     for name in ("preflight", "seed_demo"):
@@ -251,6 +250,9 @@ def main(argv: list[str]) -> int:
     )
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--no-serve", action="store_true", help="set up and seed, do not serve")
+    demo.add_argument(
+        "--var-dir", default=str(REPO / "var"), help="where the demo keeps its data (default var/)"
+    )
     test = commands.add_parser(
         "test",
         help="lint, type-check and run the suite; other arguments go to pytest",
