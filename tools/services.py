@@ -165,6 +165,10 @@ def apt_install(packages: Sequence[str]) -> None:
 
 
 def ensure_packages(*, need_postgres: bool, need_redis: bool) -> None:
+    for variable in ("CHROMIUM_PATH", "ORTHANC_BIN", "ORTHANC_DICOMWEB_PLUGIN"):
+        value = os.environ.get(variable)
+        if value and not Path(value).exists():
+            raise ServiceError(f"{variable}={value}: no such file (unset it to use the default)")
     missing = [
         r
         for r in requirements(need_postgres=need_postgres, need_redis=need_redis)
@@ -308,25 +312,40 @@ def start_throwaway_cluster(port: int) -> int:
     return port
 
 
-def ensure_postgres(database_url: str) -> str:
-    """Return a DATABASE_URL whose server accepts connections, starting one if needed."""
+def ensure_postgres(database_url: str, python: Path, *, explicit: bool) -> str:
+    """Return a DATABASE_URL whose server answers and whose role may create databases.
+
+    With the default URL (``explicit`` false), a local server that refuses the
+    ``postgres`` role without a password (a fresh Debian install asks for one over
+    TCP) is left alone and a throwaway cluster of our own is used instead.
+    """
     host, port = _url_host_port(database_url, 5432)
+    if not accepts_connections(host, port):
+        if host not in LOCAL_HOSTS:
+            raise ServiceError(f"PostgreSQL at {host}:{port} (DATABASE_URL) is not reachable")
+        say(f"PostgreSQL: nothing on {host}:{port}")
+        if start_system_cluster(port):
+            wait_for(host, port, 15)
     if accepts_connections(host, port):
         say(f"PostgreSQL: {host}:{port} accepts connections")
-        return database_url
-    if host not in LOCAL_HOSTS:
-        raise ServiceError(f"PostgreSQL at {host}:{port} (DATABASE_URL) is not reachable")
-    say(f"PostgreSQL: nothing on {host}:{port}")
-    if start_system_cluster(port) and wait_for(host, port, 15):
-        say(f"PostgreSQL: {host}:{port} accepts connections")
-        return database_url
-    say("PostgreSQL: no system cluster on that port; using a throwaway one")
+        problem = role_problem(database_url, python)
+        if problem is None:
+            return database_url
+        if explicit or host not in LOCAL_HOSTS:
+            raise ServiceError(problem)
+        say(f"PostgreSQL: {problem}; using a throwaway cluster instead")
+    else:
+        say("PostgreSQL: no system cluster on that port; using a throwaway one")
     new_port = start_throwaway_cluster(port)
     if not wait_for("127.0.0.1", new_port, 20):
         raise ServiceError(f"the throwaway PostgreSQL did not come up on port {new_port}")
     parts = urlsplit(database_url)
     db_name = unquote(parts.path.lstrip("/")) or "regional_cloud"
-    return f"postgres://postgres@127.0.0.1:{new_port}/{db_name}"
+    url = f"postgres://postgres@127.0.0.1:{new_port}/{db_name}"
+    problem = role_problem(url, python)
+    if problem is not None:
+        raise ServiceError(f"the throwaway cluster: {problem}")
+    return url
 
 
 ROLE_CHECK = """
@@ -348,8 +367,11 @@ print(("OK " if row[1] else "NOCREATEDB ") + row[0])
 """
 
 
-def ensure_createdb(database_url: str, python: Path) -> None:
-    """Make sure the role in DATABASE_URL may create the test database."""
+def role_problem(database_url: str, python: Path) -> str | None:
+    """Return why DATABASE_URL's role cannot create the test database, or None if it can.
+
+    A role without CREATEDB on a local server is granted it when we are root.
+    """
     result = subprocess.run(
         [str(python), "-c", ROLE_CHECK, database_url],
         capture_output=True,
@@ -359,30 +381,23 @@ def ensure_createdb(database_url: str, python: Path) -> None:
     answer = result.stdout.strip()
     if answer.startswith("OK "):
         say(f"PostgreSQL: role {answer[3:]} may create databases")
-        return
+        return None
     if answer.startswith("ERROR "):
-        raise ServiceError(f"PostgreSQL refuses the DATABASE_URL credentials: {answer[6:]}")
+        return f"PostgreSQL refuses the DATABASE_URL credentials: {answer[6:]}"
     if not answer.startswith("NOCREATEDB "):
-        raise ServiceError(f"could not check the PostgreSQL role: {result.stderr.strip()}")
+        return f"could not check the PostgreSQL role: {result.stderr.strip()}"
     role = answer.split(" ", 1)[1]
     host, port = _url_host_port(database_url, 5432)
     psql = shutil.which("psql")
+    statement = 'ALTER ROLE "{}" CREATEDB'.format(role.replace('"', '""'))
     if host in LOCAL_HOSTS and is_root() and psql:
         say(f"PostgreSQL: granting CREATEDB to {role} (pytest-django creates test_*)")
-        statement = 'ALTER ROLE "{}" CREATEDB'.format(role.replace('"', '""'))
-        if (
-            run(
-                as_postgres_user(
-                    [psql, "-h", host, "-p", str(port), "-d", "postgres", "-c", statement]
-                ),
-                check=False,
-            )
-            == 0
-        ):
-            return
-    raise ServiceError(
-        f"PostgreSQL role {role} cannot create databases; pytest-django needs that: "
-        f'run ALTER ROLE "{role}" CREATEDB as a superuser'
+        command = [psql, "-h", host, "-p", str(port), "-d", "postgres", "-c", statement]
+        if run(as_postgres_user(command), check=False) == 0:
+            return None
+    return (
+        f"PostgreSQL role {role} cannot create databases, which pytest-django needs: "
+        f"run {statement} as a superuser"
     )
 
 
@@ -465,8 +480,7 @@ def ensure_services(env: dict[str, str], *, python: Path) -> dict[str, str]:
     need_postgres = not accepts_connections(*_url_host_port(database_url, 5432))
     need_redis = not redis_ping(redis_url)
     ensure_packages(need_postgres=need_postgres, need_redis=need_redis)
-    database_url = ensure_postgres(database_url)
-    ensure_createdb(database_url, python)
+    database_url = ensure_postgres(database_url, python, explicit=bool(env.get("DATABASE_URL")))
     redis_url = ensure_redis(redis_url)
     chromium, orthanc, plugin = chromium_path(), orthanc_path(), dicomweb_plugin_path()
     if not (chromium and orthanc and plugin):
