@@ -546,12 +546,26 @@ def api_patterns() -> list[URLPattern]:
     return walk(get_resolver().url_patterns, inside_api=False)
 
 
+def sample_argument(pattern: URLPattern, name: str) -> str:
+    """Return a value the route's converter accepts: a number for int, else a UUID."""
+    converter = getattr(pattern.pattern, "converters", {}).get(name)
+    if converter is not None and converter.regex == "[0-9]+":
+        return "1"
+    if (
+        converter is not None
+        and "uuid" not in type(converter).__name__.lower()
+        and ("0-9a-f" not in converter.regex)
+    ):
+        return "1.2.3"
+    return str(uuid.uuid4())
+
+
 def api_routes() -> list[tuple[str, str]]:
     """Return ``(name, path)`` of every route under /api/, with sample path arguments."""
     routes = []
     for pattern in api_patterns():
         assert pattern.name, f"name every /api/ route: {pattern.pattern}"
-        kwargs = {arg: str(uuid.uuid4()) for arg in pattern.pattern.regex.groupindex}
+        kwargs = {arg: sample_argument(pattern, arg) for arg in pattern.pattern.regex.groupindex}
         routes.append((pattern.name, reverse(pattern.name, kwargs=kwargs)))
     return routes
 
