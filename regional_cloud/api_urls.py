@@ -16,6 +16,7 @@ from studies.edge_api import EdgeLedgerReportView, EdgeLedgerView
 urlpatterns = [
     path("edge-nodes/ledger/", EdgeLedgerReportView.as_view(), name="api-edge-ledger-report"),
     path("edge-nodes/<uuid:uuid>/ledger/", EdgeLedgerView.as_view(), name="api-edge-ledger"),
+    path("uploads/", include("studies.uploads.api_urls")),
     path("", include("hospitals.api.urls")),
     path(
         "schema/",

@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/", include("regional_cloud.api_urls")),
     path("dicom-web/", include("studies.dicomweb.urls")),
     path("edges/<uuid:edge_uuid>/", edge_ledger_page, name="edge_ledger"),
+    path("upload/", include("studies.upload_urls")),
     path("", include("hospitals.urls")),
 ]
