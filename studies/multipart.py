@@ -18,6 +18,7 @@ from typing import BinaryIO, Protocol
 READ_SIZE = 256 * 1024
 SPOOL_MAX_MEMORY = 4 * 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024
+MAX_BOUNDARY = 200
 
 
 class MultipartError(ValueError):
@@ -60,7 +61,9 @@ class MultipartReader:
     """Read the parts of a multipart body from a stream, one at a time."""
 
     def __init__(self, stream: Readable, boundary: str, *, max_bytes: int | None = None):
-        if not boundary or len(boundary) > 70 or not re.fullmatch(r"[ -~]+", boundary):
+        # RFC 2046 caps a boundary at 70 characters, but Orthanc's DICOMweb client sends
+        # 73 (two UUIDs): be lenient, as Orthanc must be able to push to the hub.
+        if not boundary or len(boundary) > MAX_BOUNDARY or not re.fullmatch(r"[ -~]+", boundary):
             raise MultipartError("the boundary parameter is missing or invalid")
         self._stream = stream
         self._delimiter = b"--" + boundary.encode("ascii")
