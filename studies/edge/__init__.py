@@ -1,0 +1,41 @@
+"""The edge agent: runs beside a hospital's Orthanc and pushes its studies to the hub.
+
+It needs no database and no Django settings of its own: run it as
+``python manage.py edge_agent`` on a machine with the project installed, or as
+``python -m studies.edge`` (same options). See ``studies.edge.agent`` for what
+one cycle does and ``studies.edge.config`` for the options and the JSON file.
+
+Second path: Orthanc's own DICOMweb client
+-------------------------------------------
+Orthanc's DICOMweb plugin (1.7, Debian's ``orthanc-dicomweb``) can push to the
+hub by itself, e.g. from Orthanc Explorer or a Lua script. Declare the hub in
+the Orthanc configuration, with the edge token as a bearer header (the plugin
+takes the extended object form, ``HttpHeaders`` included)::
+
+    "DicomWeb": {
+      "Enable": true,
+      "Servers": {
+        "hub": {
+          "Url": "https://hub.example.org/dicom-web/",
+          "HttpHeaders": {"Authorization": "Bearer edge_..."},
+          "ChunkedTransfers": false
+        }
+      }
+    }
+
+``ChunkedTransfers: false`` makes the plugin send a Content-Length: a hub
+served by a WSGI server with no proxy in front cannot read a chunked body (a
+proxy such as nginx that buffers request bodies makes it unnecessary). The short
+form ``"hub": ["https://hub.example.org/dicom-web/", "<user>", "<password>"]``
+(HTTP Basic with a person's account) works as well, but then the studies are
+sent in that person's name and the edge token's identity is not used.
+
+Then push a study (its Orthanc id) from the edge::
+
+    curl -u <orthanc user>:<password> -X POST http://127.0.0.1:8042/dicom-web/servers/hub/stow \\
+         -d '{"Resources": ["<orthanc study id>"]}'
+
+Add ``"Synchronous": false`` to get a job id back instead of waiting. This path
+has no cursor and no ledger report: it is for pushing by hand; the agent is the
+path that guarantees every stable study arrives.
+"""
