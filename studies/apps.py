@@ -15,3 +15,10 @@ class StudiesConfig(AppConfig):
         # they must never reach a log. Validation is ours (studies/dicom_parse.py).
         pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
         warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+
+        from studies.ingest import AFTER_INGEST
+        from studies.reading.routing import route_after_ingest
+
+        # A stored study goes to its reading pool's worklist (idempotent).
+        if route_after_ingest not in AFTER_INGEST:
+            AFTER_INGEST.append(route_after_ingest)

@@ -21,4 +21,5 @@ __all__ = [
 ]
 from studies.models.access import StudyGrant  # noqa: F401
 from studies.models.edge import EdgeStudy  # noqa: F401
+from studies.models.reading import ReadingTask, Report, ReportTemplate, RoutingRule  # noqa: F401
 from studies.models.uploads import UploadChunk, UploadSession  # noqa: F401

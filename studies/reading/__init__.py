@@ -1,0 +1,1 @@
+"""Reading: routing studies to reading pools, worklists, claims, reports and their PDFs."""

@@ -1,0 +1,194 @@
+"""A final report stored in the archive as a DICOM Encapsulated PDF, in its own study.
+
+Other systems (a HIS, another hub, OHIF) then fetch the report with the images
+through QIDO-RS/WADO-RS. The object follows PS3.3 A.45.1 Encapsulated PDF IOD:
+Patient and General Study modules copied from the index, an Encapsulated
+Document Series (Modality DOC, one series per study for all its reports), SC
+Equipment (ConversionType WSD) and the Encapsulated Document module (C.24.2).
+
+Why the study's *origin* institution is the sender: the archive records one
+origin per study and ingest refuses a Study Instance UID whose origin is
+another institution (that rule keeps one hospital from adding objects to
+another's study). The report belongs in that study, so ``report_archive``
+ingests it as sent for the origin, while the audit row ``report.archive``
+names the reader who signed it and the reading institution. The PDF's bytes
+and UIDs are deterministic, so storing a report twice stores nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import uuid as uuid_module
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
+
+from regional_cloud.audit import audit
+from regional_cloud.models import AuditEvent
+from studies.ingest import InstanceResult, ReceivedFile, Sender, instances_ingest
+from studies.models import Report
+from studies.reading.pdf import render_report_pdf
+
+logger = logging.getLogger(__name__)
+
+ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+REPORT_SERIES_NUMBER = 9001
+# LOINC 18748-4 "Diagnostic imaging study" report (PS3.16 CID 7001 uses it for reports).
+REPORT_CONCEPT = ("18748-4", "LN", "Diagnostic imaging report")
+
+
+def report_series_uid(study_uid: str) -> str:
+    """Return the UID of the study's report series (the same for every report of it)."""
+    return str(generate_uid(entropy_srcs=["regional-imaging-cloud/report-series", study_uid]))
+
+
+def report_sop_instance_uid(report: Report) -> str:
+    """Return the report's SOP Instance UID: its UUID as a 2.25 UID (PS3.5 B.2)."""
+    return f"2.25.{uuid_module.UUID(str(report.uuid)).int}"
+
+
+def encapsulated_pdf_dataset(report: Report, pdf: bytes) -> Dataset:
+    """Return the Encapsulated PDF object carrying ``report``."""
+    study = report.study
+    patient = study.patient
+    signed = timezone.localtime(report.signed_at or report.updated_at)
+    sop_uid = report_sop_instance_uid(report)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(ENCAPSULATED_PDF_STORAGE)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: Chinese names and titles as they are
+    # SOP Common (C.12.1)
+    ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceCreationDate = signed.strftime("%Y%m%d")
+    ds.InstanceCreationTime = signed.strftime("%H%M%S")
+    # Patient (C.7.1.1): as the archive indexed it, so ingest files it with the same patient.
+    ds.PatientName = patient.patient_name
+    ds.PatientID = patient.patient_id
+    ds.PatientBirthDate = patient.patient_birth_date
+    ds.PatientSex = patient.patient_sex
+    # General Study (C.7.2.1)
+    ds.StudyInstanceUID = study.study_instance_uid
+    ds.StudyDate = study.study_date
+    ds.StudyTime = study.study_time
+    ds.ReferringPhysicianName = study.referring_physician_name
+    ds.StudyID = study.study_id
+    ds.AccessionNumber = study.accession_number
+    ds.StudyDescription = study.study_description
+    # Encapsulated Document Series (C.24.1)
+    ds.Modality = "DOC"
+    ds.SeriesInstanceUID = report_series_uid(study.study_instance_uid)
+    ds.SeriesNumber = REPORT_SERIES_NUMBER
+    ds.SeriesDescription = "Report"
+    # General Equipment (C.7.5.1) and SC Equipment (C.8.6.1)
+    ds.Manufacturer = "Regional Imaging Cloud"
+    ds.InstitutionName = report.task.reading_institution.name[:64]
+    ds.ConversionType = "WSD"
+    # Encapsulated Document (C.24.2)
+    ds.InstanceNumber = (
+        1
+        + Report.objects.filter(
+            study=study, state=Report.State.FINAL, signed_at__lt=report.signed_at
+        ).count()
+    )
+    ds.ContentDate = signed.strftime("%Y%m%d")
+    ds.ContentTime = signed.strftime("%H%M%S")
+    ds.AcquisitionDateTime = signed.strftime("%Y%m%d%H%M%S")
+    ds.BurnedInAnnotation = "YES"
+    ds.DocumentTitle = "Addendum" if report.is_addendum else "Imaging report"
+    concept = Dataset()
+    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = REPORT_CONCEPT
+    ds.ConceptNameCodeSequence = [concept]
+    ds.VerificationFlag = "VERIFIED" if report.is_final else "UNVERIFIED"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = pdf
+    ds.EncapsulatedDocumentLength = len(pdf)
+    return ds
+
+
+def _part10(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def report_archive(*, report: Report, reader: Any) -> InstanceResult:
+    """Store a final report in its study as an Encapsulated PDF; return ingest's result."""
+    report = Report.objects.select_related(
+        "study", "study__patient", "study__origin", "task__reading_institution", "amends"
+    ).get(pk=report.pk)
+    if report.state != Report.State.FINAL:
+        raise ValueError("only a final report goes into the archive")
+    pdf = render_report_pdf(report, with_later_addenda=False)
+    data = _part10(encapsulated_pdf_dataset(report, pdf))
+    received = ReceivedFile(
+        stream=io.BytesIO(data),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        name=f"report-{report.uuid}.dcm",
+    )
+    study = report.study
+    ingest = instances_ingest(
+        files=[received],
+        sender=Sender(user=reader, institution=study.origin),
+        expected_study_uid=study.study_instance_uid,
+    )
+    result = ingest.results[0]
+    with transaction.atomic():
+        if result.ok:
+            Report.objects.filter(pk=report.pk).update(
+                archived_sop_instance_uid=result.sop_instance_uid, archived_at=timezone.now()
+            )
+        audit(
+            action="report.archive",
+            actor=reader,
+            institution=report.task.reading_institution,
+            object_type="report",
+            object_id=report.uuid,
+            study_uid=study.study_instance_uid,
+            patient_ref=study.patient.uuid,
+            outcome=AuditEvent.Outcome.SUCCESS if result.ok else AuditEvent.Outcome.FAILED,
+            detail={
+                "sop_instance_uid": result.sop_instance_uid,
+                "outcome": str(result.outcome),
+                "code": result.code,
+                "sent_as": str(study.origin.uuid),
+            },
+        )
+    return result
+
+
+def report_archive_after_sign(report_id: int, user_id: int) -> None:
+    """Store a just-signed report (after commit); a failure is logged and retried later."""
+    try:
+        report = Report.objects.get(pk=report_id)
+        reader = get_user_model().objects.get(pk=user_id)
+        report_archive(report=report, reader=reader)
+    except Exception:
+        logger.exception("storing report %s in the archive failed", report_id)
+
+
+def reports_archive_pending() -> int:
+    """Store every final report not yet in the archive (the periodic retry); return how many."""
+    stored = 0
+    for report in Report.objects.filter(
+        state=Report.State.FINAL, archived_at__isnull=True
+    ).select_related("signed_by")[:100]:
+        try:
+            if report_archive(report=report, reader=report.signed_by).ok:
+                stored += 1
+        except Exception:
+            logger.exception("storing report %s in the archive failed", report.uuid)
+    return stored
