@@ -226,10 +226,10 @@ def to_image(array: np.ndarray, ds: Dataset, info: PixelInfo, window: Window | N
         values: np.ndarray = np.asarray(apply_modality_lut(array, ds), dtype=np.float64)
     except Exception:
         values = array.astype(np.float64)
-    grey = _voi(values, ds, window)
+    grey = np.rint(_voi(values, ds, window)).astype(np.uint8)
     if photometric == "MONOCHROME1":
-        grey = 255.0 - grey
-    return Image.fromarray(np.rint(grey).astype(np.uint8), "L")
+        grey = 255 - grey
+    return Image.fromarray(grey, "L")
 
 
 def _fit(image: Image.Image, options: RenderOptions) -> Image.Image:

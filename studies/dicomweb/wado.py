@@ -42,6 +42,7 @@ from studies.dicomweb.http import (
     OutPart,
     accepts_json,
     answers_errors,
+    json_response,
     multipart_part_type,
     multipart_response,
     not_acceptable,
@@ -195,8 +196,14 @@ def absolute_bulk(dataset: dict[str, Any], url: str, path: tuple[str, ...] = ())
 
 
 def _metadata(
-    request: HttpRequest, study: Study, instances: QuerySet[Instance], **detail: Any
+    request: HttpRequest,
+    study: Study,
+    instances: QuerySet[Instance],
+    *,
+    single: bool = False,
+    **detail: Any,
 ) -> HttpResponse:
+    """Answer the instances' metadata; a study's or series' is streamed instance by instance."""
     accepts_json(request)
     audit(
         action="study.metadata",
@@ -222,6 +229,8 @@ def _metadata(
             result["00083002"] = {"vr": "UI", "Value": [syntax]}
             yield dict(sorted(result.items()))
 
+    if single:
+        return json_response(list(items()))
     return stream_json_array(items())
 
 
@@ -254,7 +263,11 @@ def instance_metadata(
 ) -> HttpResponse:
     instance = access_instance_by_uid(request.user, study_uid, series_uid, sop_uid)
     return _metadata(
-        request, instance.study, Instance.objects.filter(pk=instance.pk), sop_instance_uid=sop_uid
+        request,
+        instance.study,
+        Instance.objects.filter(pk=instance.pk),
+        single=True,
+        sop_instance_uid=sop_uid,
     )
 
 
