@@ -122,6 +122,11 @@ def parse_archive_url(url: str, *, name: str = "ARCHIVE_URL") -> ArchiveConfig:
     """Parse ``file:///abs/path`` or ``s3://KEY:SECRET@HOST:PORT/BUCKET[?secure=true]``."""
     parts = urlsplit(url)
     if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ImproperlyConfigured(
+                f"{name}: a file archive is local: write file:///ABS/PATH (three slashes), "
+                f"got host {parts.netloc!r}"
+            )
         if not parts.path.startswith("/"):
             raise ImproperlyConfigured(f"{name}: a file archive needs an absolute path")
         return ArchiveConfig(kind="file", path=unquote(parts.path))
@@ -156,9 +161,7 @@ def parse_archive_url(url: str, *, name: str = "ARCHIVE_URL") -> ArchiveConfig:
 def parse_redis_url(url: str, *, name: str = "REDIS_URL") -> str:
     parts = urlsplit(url)
     if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
-        raise ImproperlyConfigured(
-            f"{name}: expected redis://HOST:PORT/DB, got {_redact(url)}"
-        )
+        raise ImproperlyConfigured(f"{name}: expected redis://HOST:PORT/DB, got {_redact(url)}")
     try:
         parts.port  # noqa: B018 - raises on a non-numeric port
     except ValueError:

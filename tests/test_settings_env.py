@@ -102,10 +102,6 @@ def test_it_passes_the_check_with_production_urls(tmp_path: Path) -> None:
             {"ARCHIVE_URL": "file://host/path"},
             "ARCHIVE_URL",
             id="archive-file-with-host",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="regional_cloud/env.py takes file://host/path as /path, dropping the host",
-            ),
         ),
         pytest.param({"REDIS_URL": "http://127.0.0.1:6379/0"}, "REDIS_URL", id="redis-http"),
         pytest.param({"SECRET_KEY": None}, "SECRET_KEY", id="secret-missing"),
