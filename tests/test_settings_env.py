@@ -199,6 +199,7 @@ def test_it_knows_an_s3_archive_is_https(url: str) -> None:
     [
         "ftp://h/archive",
         "file://relative",
+        "file://host/srv/archive",
         "s3://a:b@h:9000",
         "s3://a:b@h:9000/bucket/prefix",
         "s3://a:b@h:port/bucket",
