@@ -333,7 +333,9 @@ function showResult(item, result) {
   setNote(item, "");
   if (result.kind === "zip") {
     const summary = result.summary || {};
-    const worst = summary.refused ? "refused" : summary.stored ? "stored" : "already_stored";
+    const accepted = (summary.stored || 0) + (summary.already_stored || 0);
+    let worst = summary.stored ? "stored" : "already_stored";
+    if (summary.refused) worst = accepted ? "partial" : "refused";
     setState(item, worst, t("zip_summary", {
       stored: summary.stored || 0, already: summary.already_stored || 0, refused: summary.refused || 0,
     }));
