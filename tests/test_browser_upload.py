@@ -44,11 +44,13 @@ def doctor() -> Any:
 
 
 def log_in(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/upload/")
+    """Sign in and follow the home page's link to the upload page."""
+    page.goto(f"{base}/")
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(PASSWORD)
     page.get_by_role("button", name="登录").click()
     page.wait_for_load_state()
+    page.get_by_test_id("upload-link").click()
     page.get_by_test_id("dropzone").wait_for()
 
 
