@@ -28,9 +28,9 @@ from studies.access import REPORT, VIEW, study_access_grant, study_access_schedu
 from studies.models import Patient, Study, StudyGrant
 
 State = Referral.State
-SENDING_ROLES = {Role.CLINIC_DOCTOR, Role.SPECIALIST}
+SENDING_ROLES: set[str] = {Role.CLINIC_DOCTOR, Role.SPECIALIST}
 # Roles of the receiving institution that answer a referral.
-ANSWERING_ROLES = {Role.SPECIALIST, Role.CLINIC_DOCTOR}
+ANSWERING_ROLES: set[str] = {Role.SPECIALIST, Role.CLINIC_DOCTOR}
 
 # Called after commit with (referral, event kind): notifications register here.
 AFTER_TRANSITION: list[Callable[[Referral, str], None]] = []
@@ -208,7 +208,7 @@ def referrals_expire_due(*, now: dt.datetime | None = None) -> int:
     for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
             referral = Referral.objects.select_for_update().get(pk=pk)
-            if referral.state == State.SUBMITTED and referral.answer_due_at <= now:
+            if referral.state == State.SUBMITTED and (referral.answer_due_at or now) <= now:
                 _close(referral, None, State.EXPIRED, "expired", [])
                 count += 1
     return count

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -216,7 +216,7 @@ def _stage(
 
 
 def _existing_outcome(
-    result: InstanceResult, existing: dict[str, Any], received: ReceivedFile, sender: Sender
+    result: InstanceResult, existing: Mapping[str, Any], received: ReceivedFile, sender: Sender
 ) -> InstanceResult:
     if (
         existing["sha256"] == received.sha256

@@ -53,8 +53,8 @@ def parse_content_type(header: str) -> tuple[str, dict[str, str]]:
     message = Message()
     message["content-type"] = header
     media_type = message.get_content_type().lower()
-    params = {k.lower(): v for k, v in message.get_params()[1:]} if message.get_params() else {}
-    return media_type, {k: str(v) for k, v in params.items()}
+    pairs = message.get_params() or []
+    return media_type, {str(k).lower(): str(v) for k, v in pairs[1:]}
 
 
 class MultipartReader:

@@ -45,8 +45,10 @@ def seed_studies(*, log: Any = print) -> int:
         if Study.objects.filter(study_instance_uid=spec.study_uid).exists():
             continue
         institution = Institution.objects.get(code=issuer)
-        edge = EdgeNode.objects.filter(institution=institution).select_related("service_user")
-        sender = Sender(user=edge.first().service_user if edge else None, institution=institution)
+        edge = (
+            EdgeNode.objects.filter(institution=institution).select_related("service_user").first()
+        )
+        sender = Sender(user=edge.service_user if edge else None, institution=institution)
         stored = _ingest(study_for_modality(modality, patient, study=spec, **options), sender)
         log(f"  {institution.code}: {modality} study, {stored} instances")
         imported += 1

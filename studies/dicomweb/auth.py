@@ -80,7 +80,7 @@ def dicomweb_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
             if request.method not in SAFE_METHODS:
                 # A browser session writing: the same CSRF rule as every page.
                 rejected = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(
-                    request, None, (), {}
+                    request, view, (), {}
                 )
                 if rejected is not None:
                     return rejected
