@@ -242,3 +242,21 @@ def test_it_gives_every_photo_new_uids(doctor_client: Client):
 
     assert Study.objects.count() == 2
     assert Study.objects.values("patient").distinct().count() == 1
+
+
+def test_it_sends_for_the_institution_chosen_by_a_person_with_several(
+    client_for: Any, network: dict[str, Any]
+):
+    from hospitals.services import membership_grant
+
+    user = make_user(institution=network["clinic"], role=Role.CLINIC_DOCTOR)
+    membership_grant(user=user, institution=network["county"], role=Role.TECHNICIAN)
+    client = client_for(user)
+    data = encoded(noise((8, 8)), "PNG")
+
+    unnamed = post_photo(client, data)
+    named = post_photo(client, data, institution=str(network["county"].uuid))
+
+    assert unnamed.status_code == 400
+    assert named.status_code == 302
+    assert Study.objects.get().origin == network["county"]

@@ -285,6 +285,26 @@ def test_it_answers_a_second_completion_with_the_same_result(doctor_client: Clie
     assert Instance.objects.count() == 1
 
 
+def test_it_answers_busy_during_a_completion_and_takes_over_an_abandoned_one(
+    doctor_client: Client,
+):
+    _ds, data = dicom()
+    uuid = start(doctor_client, name="ct.dcm", size=len(data)).json()["uuid"]
+    for index, chunk in enumerate(split(data)):
+        put(doctor_client, uuid, index, chunk)
+    # Another request claimed it; then its process died.
+    UploadSession.objects.filter(uuid=uuid).update(state=UploadSession.State.ASSEMBLING)
+
+    busy = complete(doctor_client, uuid)
+    UploadSession.objects.filter(uuid=uuid).update(updated_at=timezone.now() - timedelta(hours=3))
+    taken_over = complete(doctor_client, uuid)
+
+    assert busy.status_code == 409
+    assert busy.json()["code"] == "busy"
+    assert taken_over.status_code == 200
+    assert taken_over.json()["summary"]["stored"] == 1
+
+
 def test_it_reports_an_instance_already_stored(doctor_client: Client):
     _ds, data = dicom()
     upload(doctor_client, data)
@@ -418,6 +438,19 @@ def test_it_refuses_people_who_may_not_send_studies(client_for: Any, network: di
         assert client.get("/upload/").status_code == 403
     assert Client().post(API, {}, content_type="application/json").status_code in {401, 403}
     assert not UploadSession.objects.exists()
+
+
+def test_it_needs_the_csrf_token_from_a_browser_session(doctor: Any):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(doctor)
+
+    refused = start(browser, name="ct.dcm", size=100)
+    browser.get("/upload/")  # sets the CSRF cookie, as the page does
+    token = browser.cookies["csrftoken"].value
+    accepted = start(browser, name="ct.dcm", size=100, HTTP_X_CSRFTOKEN=token)
+
+    assert refused.status_code == 403
+    assert accepted.status_code == 201
 
 
 def test_it_hides_another_users_upload(

@@ -29,6 +29,14 @@ def expiry() -> timedelta:
     return timedelta(hours=float(getattr(settings, "UPLOAD_EXPIRY_HOURS", 24)))
 
 
+def assembly_timeout() -> timedelta:
+    """After how long a completion that never finished (its process died) may be retried.
+
+    UPLOAD_ASSEMBLY_TIMEOUT_MINUTES, default 120: longer than any zip takes to ingest.
+    """
+    return timedelta(minutes=float(getattr(settings, "UPLOAD_ASSEMBLY_TIMEOUT_MINUTES", 120)))
+
+
 def zip_max_members() -> int:
     """Most entries a zip may hold (UPLOAD_ZIP_MAX_MEMBERS, default 20 000)."""
     return int(getattr(settings, "UPLOAD_ZIP_MAX_MEMBERS", 20_000))

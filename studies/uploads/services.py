@@ -222,7 +222,8 @@ def _claim(session: UploadSession) -> tuple[UploadSession, list[UploadChunk]]:
         locked = UploadSession.objects.select_for_update().get(pk=session.pk)
         if locked.state == UploadSession.State.COMPLETE:
             return locked, []
-        if locked.state == UploadSession.State.ASSEMBLING:
+        abandoned = locked.updated_at < timezone.now() - conf.assembly_timeout()
+        if locked.state == UploadSession.State.ASSEMBLING and not abandoned:
             raise UploadRefused(
                 "busy",
                 _("The file is being stored; ask for its state in a moment."),
