@@ -58,19 +58,24 @@ def confirmed_counts(*, edge_node: EdgeNode, study_uids: Iterable[str]) -> dict[
 
 
 def _judge(row: EdgeStudy, *, error: str, now: datetime) -> None:
-    """Set the row's state from the counts; an error only counts while not all is confirmed."""
-    if row.instances_at_edge > 0 and row.instances_confirmed >= row.instances_at_edge:
+    """Set the row's state: failed on an error, else confirmed once the hub holds every instance.
+
+    An error wins over the counts: after a 0x0111 the hub may hold as many
+    instances under those UIDs as the edge has, but one of them is another
+    object, so the edge's copy is not safe anywhere but at the edge.
+    """
+    if error:
+        row.state = EdgeStudy.State.FAILED
+        row.last_error = error
+        row.confirmed_at = None
+    elif row.instances_at_edge > 0 and row.instances_confirmed >= row.instances_at_edge:
         row.state = EdgeStudy.State.CONFIRMED
         row.last_error = ""
         if row.confirmed_at is None:
             row.confirmed_at = now
-        return
-    row.confirmed_at = None
-    if error:
-        row.state = EdgeStudy.State.FAILED
-        row.last_error = error
     else:
         row.state = EdgeStudy.State.PENDING
+        row.confirmed_at = None
 
 
 @transaction.atomic

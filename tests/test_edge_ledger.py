@@ -131,14 +131,19 @@ def test_it_counts_only_instances_sent_by_the_edges_institution(
     assert (row["instances_confirmed"], row["state"]) == (0, "pending")
 
 
-def test_it_records_a_failure_code_until_the_hub_holds_everything(edge: IssuedEdgeToken):
+def test_it_records_a_failure_code_even_when_the_counts_match(edge: IssuedEdgeToken):
     uid = random_uid()
     failed = report(edge.token, entry(uid, 1, error="duplicate_sop_instance")).json()[0]
     assert (failed["state"], failed["last_error"]) == ("failed", "duplicate_sop_instance")
     assert AuditEvent.objects.filter(action="edge.study_failed", study_uid=uid).exists()
 
+    # The hub holds an instance under each UID, but the edge says one was refused.
     push(edge.token, uid, 1)
-    confirmed = report(edge.token, entry(uid, 1, error="duplicate_sop_instance")).json()[0]
+    still = report(edge.token, entry(uid, 1, error="duplicate_sop_instance")).json()[0]
+    assert (still["state"], still["instances_confirmed"]) == ("failed", 1)
+
+    # A later push that the hub took whole clears it.
+    confirmed = report(edge.token, entry(uid, 1)).json()[0]
     assert (confirmed["state"], confirmed["last_error"]) == ("confirmed", "")
 
 

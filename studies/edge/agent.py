@@ -125,6 +125,8 @@ class EdgeAgent:
         self.clock = clock
         self.sleep = sleep
         self._last_heartbeat: datetime | None = None
+        self._state = AgentState()
+        self._in_heartbeat = False
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class EdgeAgent:
     def cycle(self) -> CycleReport:
         """Push what Orthanc has beyond the cursor, apply retention, send a heartbeat."""
         state = load_state(self.config.state_file)
+        self._state = state
         report = CycleReport()
         self._drain(state, report)
         if self.config.delete_after_days is not None:
@@ -173,17 +176,19 @@ class EdgeAgent:
                     ) from exc
                 delay = min(self.config.retry_initial * 2 ** (attempt - 1), self.config.retry_max)
                 logger.warning(
-                    "%s failed (%s); attempt %d, next in %.1f s", what, code, attempt, delay
+                    "%s failed (%s); attempt %d, next in %.2f s", what, code, attempt, delay
                 )
+                # Keep telling the hub how far behind we are while an operation keeps failing.
+                self._heartbeat_if_due()
                 self.sleep(delay)
 
     # --- following the changes ----------------------------------------------------------
 
-    def _changes(self, since: int) -> tuple[list[Any], int, bool]:
-        return self._retrying(
-            "read Orthanc changes",
-            lambda: self.orthanc.get_changes(since=since, limit=self.config.changes_page),
-        )
+    def _changes(self, since: int, *, retry: bool = True) -> tuple[list[Any], int, bool]:
+        def read() -> tuple[list[Any], int, bool]:
+            return self.orthanc.get_changes(since=since, limit=self.config.changes_page)
+
+        return self._retrying("read Orthanc changes", read) if retry else read()
 
     def _drain(self, state: AgentState, report: CycleReport) -> None:
         while True:
@@ -212,7 +217,7 @@ class EdgeAgent:
                     report.failed.append(uid)
                 state.cursor = change.sequence_id
                 save_state(self.config.state_file, state)
-                self._heartbeat_if_due(state)
+                self._heartbeat_if_due()
             if last_seq > state.cursor:
                 state.cursor = last_seq
                 save_state(self.config.state_file, state)
@@ -356,13 +361,13 @@ class EdgeAgent:
 
     # --- health --------------------------------------------------------------------------
 
-    def _backlog(self, state: AgentState) -> tuple[int, int]:
+    def _backlog(self, state: AgentState, *, retry: bool = True) -> tuple[int, int]:
         """Return (stable studies beyond the cursor, age in seconds of the oldest of them)."""
         since = state.cursor
         waiting: set[str] = set()
         oldest: datetime | None = None
         for _page in range(BACKLOG_SCAN_PAGES):
-            changes, last_seq, done = self._changes(since)
+            changes, last_seq, done = self._changes(since, retry=retry)
             for change in changes:
                 if change.change_type == ChangeType.STABLE_STUDY:
                     waiting.add(change.resource_id)
@@ -383,11 +388,21 @@ class EdgeAgent:
             return
         self._last_heartbeat = self.clock()
 
-    def _heartbeat_if_due(self, state: AgentState) -> None:
+    def _heartbeat_if_due(self) -> None:
+        """Send a heartbeat if the last one is older than the interval; never raise."""
         now = self.clock()
         interval = timedelta(seconds=self.config.heartbeat_interval)
-        if self._last_heartbeat is None or now - self._last_heartbeat >= interval:
-            self._heartbeat(*self._backlog(state))
+        if self._in_heartbeat or (
+            self._last_heartbeat is not None and now - self._last_heartbeat < interval
+        ):
+            return
+        self._in_heartbeat = True  # reading the backlog may itself fail and retry
+        try:
+            self._heartbeat(*self._backlog(self._state, retry=False))
+        except orthanc_errors.OrthancApiException as exc:
+            logger.warning("heartbeat skipped: %s", type(exc).__name__)
+        finally:
+            self._in_heartbeat = False
 
 
 def run_agent(
