@@ -130,7 +130,7 @@ def notifications_mark_seen_for_url(*, user: Any, url: str) -> int:
     return inbox(user).filter(seen_at__isnull=True, url=url).update(seen_at=timezone.now())
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class NotificationConsumer(AsyncJsonWebsocketConsumer):
     """``/ws/notifications/``: the signed-in user's own notifications, live."""
 
     group: str | None = None

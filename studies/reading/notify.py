@@ -88,7 +88,7 @@ def notify_report_final(report_id: int) -> None:
         kind=KIND_FINAL,
         title=title,
         body=body,
-        url=report_path(report.amends.uuid if report.amends_id else report.uuid),
+        url=report_path((report.amends or report).uuid),
     )
 
 
@@ -104,5 +104,5 @@ def notify_report_critical(report_id: int) -> None:
         kind=KIND_CRITICAL,
         title=title,
         body=body,
-        url=report_path(report.amends.uuid if report.amends_id else report.uuid),
+        url=report_path((report.amends or report).uuid),
     )

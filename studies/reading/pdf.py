@@ -11,6 +11,7 @@ The PDF is written in the region's language (LANGUAGE_CODE), whoever asks.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -275,7 +276,7 @@ def _signature(report: Report, small: ParagraphStyle) -> list[Flowable]:
     return parts
 
 
-def _footer(report: Report):  # type: ignore[no-untyped-def]
+def _footer(report: Report) -> Callable[[Canvas, SimpleDocTemplate], None]:
     study_uid = report.study.study_instance_uid
     images = _("Images: %(url)s") % {"url": viewer_url(study_uid)}
     check = _("This report online: %(url)s") % {

@@ -69,6 +69,27 @@ class WorklistFilters:
     q: str = ""  # patient name or ID, or accession number
     ids: list[str] = field(default_factory=list)  # task UUIDs (a live update asks for one)
 
+    @property
+    def date_from_iso(self) -> str:
+        return _iso(self.date_from)
+
+    @property
+    def date_to_iso(self) -> str:
+        return _iso(self.date_to)
+
+    def as_query(self) -> dict[str, str]:
+        """Return the filters that are set, as query parameters (for the live updates)."""
+        values = {
+            "priority": self.priority,
+            "modality": self.modality,
+            "origin": self.origin,
+            "status": self.status,
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "q": self.q,
+        }
+        return {key: value for key, value in values.items() if value}
+
     @classmethod
     def from_query(cls, params: Any) -> WorklistFilters:
         status = str(params.get("status") or "open")
@@ -82,6 +103,10 @@ class WorklistFilters:
             q=str(params.get("q") or "").strip()[:64],
             ids=[str(v)[:36] for v in params.getlist("id")] if hasattr(params, "getlist") else [],
         )
+
+
+def _iso(da: str) -> str:
+    return f"{da[:4]}-{da[4:6]}-{da[6:]}" if da else ""
 
 
 def _da(value: str) -> str:
@@ -114,7 +139,8 @@ def worklist(user: Any, filters: WorklistFilters | None = None) -> QuerySet[Read
     if filters.modality:
         tasks = tasks.filter(_modality_q(filters.modality))
     if filters.origin:
-        tasks = tasks.filter(study__origin__uuid=_uuid_or_none(filters.origin))
+        origin = _uuid_or_none(filters.origin)
+        tasks = tasks.filter(study__origin__uuid=origin) if origin else tasks.none()
     if filters.date_from:
         tasks = tasks.filter(study__study_date__gte=filters.date_from)
     if filters.date_to:
@@ -153,35 +179,32 @@ def access_task_by_study_uid(user: Any, study_uid: str) -> ReadingTask:
     return task
 
 
-def access_task_by_uuid(user: Any, task_uuid: object) -> ReadingTask:
+def access_task_by_uuid(user: Any, task_uuid: uuid.UUID | str) -> ReadingTask:
     task = worklist_tasks(user).filter(uuid=task_uuid).first()
     if task is None:
         raise Http404("no such worklist item")
     return task
 
 
+def specialist_institutions(user: Any) -> QuerySet[Institution]:
+    """Return the active institutions where ``user`` is an active specialist."""
+    if not getattr(user, "is_authenticated", False):
+        return Institution.objects.none()
+    return Institution.objects.filter(
+        memberships__user=user,
+        memberships__role=Role.SPECIALIST,
+        memberships__is_active=True,
+        is_active=True,
+    ).distinct()
+
+
 def is_specialist(user: Any) -> bool:
-    return bool(
-        getattr(user, "is_authenticated", False)
-        and user.memberships.filter(
-            role=Role.SPECIALIST, is_active=True, institution__is_active=True
-        ).exists()
-    )
+    return specialist_institutions(user).exists()
 
 
 def specialist_institution_uuids(user: Any) -> list[str]:
     """Return the UUIDs of the institutions where ``user`` reads (their worklist groups)."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    return [
-        str(u)
-        for u in Institution.objects.filter(
-            memberships__user=user,
-            memberships__role=Role.SPECIALIST,
-            memberships__is_active=True,
-            is_active=True,
-        ).values_list("uuid", flat=True)
-    ]
+    return [str(u) for u in specialist_institutions(user).values_list("uuid", flat=True)]
 
 
 # --- Reports -------------------------------------------------------------------------------
@@ -211,7 +234,7 @@ def visible_reports(user: Any) -> QuerySet[Report]:
     )
 
 
-def access_report(user: Any, report_uuid: object) -> Report:
+def access_report(user: Any, report_uuid: uuid.UUID | str) -> Report:
     report = visible_reports(user).filter(uuid=report_uuid).first()
     if report is None:
         raise Http404("no such report")
