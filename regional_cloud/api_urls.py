@@ -17,6 +17,7 @@ urlpatterns = [
     path("edge-nodes/ledger/", EdgeLedgerReportView.as_view(), name="api-edge-ledger-report"),
     path("edge-nodes/<uuid:uuid>/ledger/", EdgeLedgerView.as_view(), name="api-edge-ledger"),
     path("uploads/", include("studies.uploads.api_urls")),
+    path("", include("studies.reading_api")),
     path("", include("hospitals.api.urls")),
     path(
         "schema/",

@@ -2,4 +2,12 @@
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from django.urls import path
+
+from regional_cloud.notifications import NotificationConsumer
+from studies.consumers import WorklistConsumer
+
+websocket_urlpatterns: list[Any] = [
+    path("ws/worklist/", WorklistConsumer.as_asgi()),
+    path("ws/notifications/", NotificationConsumer.as_asgi()),
+]

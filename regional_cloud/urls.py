@@ -12,5 +12,6 @@ urlpatterns = [
     path("dicom-web/", include("studies.dicomweb.urls")),
     path("edges/<uuid:edge_uuid>/", edge_ledger_page, name="edge_ledger"),
     path("upload/", include("studies.upload_urls")),
+    path("", include("studies.reading_views")),
     path("", include("hospitals.urls")),
 ]
