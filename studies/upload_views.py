@@ -49,7 +49,7 @@ def upload_strings() -> dict[str, str]:
         "unreadable_file": _("The file cannot be read from this computer."),
         "zip_summary": _("%(stored)s stored, %(already)s already there, %(refused)s refused"),
         "zip_details": _("Each file in the zip"),
-        "overall": _("%(done)s of %(total)s files done · %(percent)s%"),
+        "overall": _("%(done)s of %(total)s files done · %(percent)s"),
         "overall_done": _(
             "Done: %(stored)s stored, %(already)s already there, %(refused)s refused."
         ),

@@ -322,7 +322,7 @@ function renderOverall() {
       stored: counts.stored, already: counts.already_stored, refused: counts.refused,
     });
   } else {
-    overallLabel.textContent = t("overall", { done: finished, total: items.length, percent });
+    overallLabel.textContent = t("overall", { done: finished, total: items.length, percent: `${percent}%` });
   }
 }
 
