@@ -81,7 +81,7 @@ class UploadCreateInput(serializers.Serializer[Any]):
     )
 
 
-class ResultOutput(serializers.Serializer[Any]):
+class UploadResultOutput(serializers.Serializer[Any]):
     name = serializers.CharField()
     outcome = serializers.ChoiceField(choices=["stored", "already_stored", "refused"])
     code = serializers.CharField()
@@ -90,17 +90,17 @@ class ResultOutput(serializers.Serializer[Any]):
     sop_instance_uid = serializers.CharField()
 
 
-class SummaryOutput(serializers.Serializer[Any]):
+class UploadSummaryOutput(serializers.Serializer[Any]):
     stored = serializers.IntegerField()
     already_stored = serializers.IntegerField()
     refused = serializers.IntegerField()
 
 
-class CompleteOutput(serializers.Serializer[Any]):
+class UploadCompleteOutput(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["file", "zip"])
     sha256 = serializers.CharField()
-    results = ResultOutput(many=True)
-    summary = SummaryOutput()
+    results = UploadResultOutput(many=True)
+    summary = UploadSummaryOutput()
     study_instance_uids = serializers.ListField(child=serializers.CharField())
 
 
@@ -116,26 +116,30 @@ class UploadOutput(serializers.Serializer[Any]):
     missing = serializers.ListField(child=serializers.IntegerField())
     state = serializers.ChoiceField(choices=UploadSession.State.choices)
     institution = serializers.UUIDField()
-    result = serializers.JSONField(help_text="CompleteOutput once complete; {error} if failed.")
+    result = serializers.JSONField(
+        help_text="UploadCompleteOutput once complete; {error} if failed."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
 
-class ChunkOutput(serializers.Serializer[Any]):
+class UploadChunkOutput(serializers.Serializer[Any]):
     index = serializers.IntegerField()
     created = serializers.BooleanField(help_text="False when these bytes were already here.")
 
 
-class ErrorOutput(serializers.Serializer[Any]):
+class UploadErrorOutput(serializers.Serializer[Any]):
     code = serializers.CharField()
     reason = serializers.CharField()
 
 
 ERRORS = {
-    400: OpenApiResponse(ErrorOutput, description="Refused; nothing was kept."),
+    400: OpenApiResponse(UploadErrorOutput, description="Refused; nothing was kept."),
     403: OpenApiResponse(description="The caller may not send studies."),
     404: OpenApiResponse(description="No upload of yours with this UUID."),
-    409: OpenApiResponse(ErrorOutput, description="Conflict: see code (missing chunks, busy)."),
+    409: OpenApiResponse(
+        UploadErrorOutput, description="Conflict: see code (missing chunks, busy)."
+    ),
 }
 
 
@@ -187,7 +191,7 @@ class UploadChunkView(UploadErrorsAsResponses, APIView):
 
     @extend_schema(
         request={"application/octet-stream": OpenApiTypes.BINARY},
-        responses={201: ChunkOutput, 200: ChunkOutput, **ERRORS},
+        responses={201: UploadChunkOutput, 200: UploadChunkOutput, **ERRORS},
         parameters=[
             OpenApiParameter(
                 CHUNK_SHA256_HEADER,
@@ -218,7 +222,7 @@ class UploadCompleteView(UploadErrorsAsResponses, APIView):
 
     permission_classes = [MaySendStudies]
 
-    @extend_schema(request=None, responses={200: CompleteOutput, **ERRORS})
+    @extend_schema(request=None, responses={200: UploadCompleteOutput, **ERRORS})
     def post(self, request: Request, upload_uuid: UUID) -> Response:
         session = upload_for_user(request.user, upload_uuid)
         result = upload_complete(session=session, sender=session_sender(request, session))
