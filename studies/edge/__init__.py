@@ -23,12 +23,14 @@ takes the extended object form, ``HttpHeaders`` included)::
       }
     }
 
-``ChunkedTransfers: false`` makes the plugin send a Content-Length: a hub
-served by a WSGI server with no proxy in front cannot read a chunked body (a
-proxy such as nginx that buffers request bodies makes it unnecessary). The short
-form ``"hub": ["https://hub.example.org/dicom-web/", "<user>", "<password>"]``
-(HTTP Basic with a person's account) works as well, but then the studies are
-sent in that person's name and the edge token's identity is not used.
+``ChunkedTransfers: false`` makes the plugin send a Content-Length. The hub
+under daphne (ASGI), or behind a proxy that buffers request bodies (nginx's
+default), reads a chunked body too; a plain WSGI server with nothing in front
+(e.g. the test live server) does not, and the push fails with 400 there.
+The short form ``"hub": ["https://hub.example.org/dicom-web/", "<user>", "<password>"]``
+(HTTP Basic with a person's account, who must be a technician or doctor of the
+institution) works as well, but the studies are then sent in that person's
+name rather than the edge's.
 
 Then push a study (its Orthanc id) from the edge::
 

@@ -136,7 +136,7 @@ class EdgeAgent:
             if once:
                 return self.cycle()
             try:
-                report = self.cycle()
+                report = self.cycle(always_heartbeat=False)
             except GaveUp:
                 raise
             except Exception:
@@ -146,8 +146,12 @@ class EdgeAgent:
             if not report.confirmed and not report.failed:
                 self.sleep(self.config.poll_interval)
 
-    def cycle(self) -> CycleReport:
-        """Push what Orthanc has beyond the cursor, apply retention, send a heartbeat."""
+    def cycle(self, *, always_heartbeat: bool = True) -> CycleReport:
+        """Push what Orthanc has beyond the cursor, apply retention, send a heartbeat.
+
+        The daemon sends the heartbeat only once per ``heartbeat_interval``: an idle
+        edge polls Orthanc every few seconds, the hub needs to hear from it far less.
+        """
         state = load_state(self.config.state_file)
         self._state = state
         report = CycleReport()
@@ -156,7 +160,8 @@ class EdgeAgent:
             self._retain(state, report)
         report.cursor = state.cursor
         report.backlog, report.lag_seconds = self._backlog(state)
-        self._heartbeat(report.backlog, report.lag_seconds)
+        if always_heartbeat or self._heartbeat_due():
+            self._heartbeat(report.backlog, report.lag_seconds)
         return report
 
     def _retrying(self, what: str, action: Callable[[], T]) -> T:
@@ -388,13 +393,15 @@ class EdgeAgent:
             return
         self._last_heartbeat = self.clock()
 
+    def _heartbeat_due(self) -> bool:
+        if self._last_heartbeat is None:
+            return True
+        interval = timedelta(seconds=self.config.heartbeat_interval)
+        return self.clock() - self._last_heartbeat >= interval
+
     def _heartbeat_if_due(self) -> None:
         """Send a heartbeat if the last one is older than the interval; never raise."""
-        now = self.clock()
-        interval = timedelta(seconds=self.config.heartbeat_interval)
-        if self._in_heartbeat or (
-            self._last_heartbeat is not None and now - self._last_heartbeat < interval
-        ):
+        if self._in_heartbeat or not self._heartbeat_due():
             return
         self._in_heartbeat = True  # reading the backlog may itself fail and retry
         try:
