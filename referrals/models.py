@@ -170,3 +170,30 @@ class ReferralUserObjectPermission(UserObjectPermissionBase):
 
 class ReferralGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Referral, on_delete=models.CASCADE)
+
+
+# Mutual recognition lives in its own module; imported here so Django finds its models.
+from referrals.recognition_models import (  # noqa: E402
+    ExamPrice,
+    ModalityWindow,
+    QualityStatus,
+    RecognitionDecision,
+    RecognitionRule,
+    RepeatReason,
+)
+
+__all__ = [
+    "CLOSED_STATES",
+    "ExamPrice",
+    "ModalityWindow",
+    "QualityStatus",
+    "RecognitionDecision",
+    "RecognitionRule",
+    "Referral",
+    "ReferralEvent",
+    "ReferralGroupObjectPermission",
+    "ReferralPolicy",
+    "ReferralUserObjectPermission",
+    "RepeatReason",
+    "Urgency",
+]

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "hospitals",
     "studies",
     "referrals",
+    "regional_cloud.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -134,6 +135,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
+# Periodic work (celery beat). The demo without a beat runs `manage.py referral_housekeeping`.
+CELERY_BEAT_SCHEDULE = {
+    "expire-referrals": {"task": "referrals.tasks.expire_referrals", "schedule": 60.0},
+    "revoke-due-grants": {"task": "referrals.tasks.revoke_due_grants", "schedule": 300.0},
+}
 
 # --- Auth and permissions -----------------------------------------------------
 AUTHENTICATION_BACKENDS = [

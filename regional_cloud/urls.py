@@ -13,5 +13,6 @@ urlpatterns = [
     path("edges/<uuid:edge_uuid>/", edge_ledger_page, name="edge_ledger"),
     path("upload/", include("studies.upload_urls")),
     path("", include("studies.reading_views")),
+    path("", include("referrals.urls")),
     path("", include("hospitals.urls")),
 ]

@@ -1,0 +1,1 @@
+"""The referral, patient-index and recognition API under /api/ (see urls.py)."""
