@@ -59,7 +59,6 @@ INSTALLED_APPS = [
     "hospitals",
     "studies",
     "referrals",
-    "regional_cloud.dashboard",
 ]
 
 MIDDLEWARE = [
