@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "hospitals",
     "studies",
     "referrals",
+    "regional_cloud.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -138,7 +139,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_BEAT_SCHEDULE = {
     "expire-referrals": {"task": "referrals.tasks.expire_referrals", "schedule": 60.0},
     "revoke-due-grants": {"task": "referrals.tasks.revoke_due_grants", "schedule": 300.0},
+    "uploads-cleanup": {"task": "studies.uploads.cleanup", "schedule": 3600.0},
 }
+# Task modules autodiscovery does not find (it looks only at <app>.tasks).
+CELERY_IMPORTS = ["studies.uploads.tasks"]
 
 # --- Auth and permissions -----------------------------------------------------
 AUTHENTICATION_BACKENDS = [
