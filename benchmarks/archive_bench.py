@@ -513,6 +513,7 @@ def main(argv: list[str]) -> int:
     server = hubs.server_url(args.database_server or os.environ.get("DATABASE_URL"))
     database = f"rc_bench_{os.getpid()}"
     results = Results()
+    load_before = os.getloadavg()[0]
     hub: hubs.HubServer | None = None
     orthanc: OrthancServer | None = None
     try:
@@ -571,6 +572,10 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(directory, ignore_errors=True)
 
     print()
+    print(
+        f"machine: {os.cpu_count()} cores; 1-minute load average {load_before:.1f} at the "
+        f"start, {os.getloadavg()[0]:.1f} at the end (anything else running skews the figures)"
+    )
     print("\n".join(table(results, args)))
     for note in results.notes:
         print(f"note: {note}")

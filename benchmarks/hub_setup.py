@@ -7,7 +7,7 @@
 and a radiologist with an API token (the reader), through the services, and
 prints their tokens as JSON. ``fill`` writes index rows only — patients,
 studies, series, instances and the group permissions ingest would grant — with
-``bulk_create``, so the QIDO benchmark has a realistic index without storing
+``bulk_create`` (instances with COPY), so the QIDO benchmark has a realistic index without storing
 images. A fifth of the studies belong to another institution and are not
 granted to the reader, so the permission filter has something to exclude.
 """
@@ -20,6 +20,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ django.setup()
 
 from django.contrib.auth.models import Permission  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from django.db.models import JSONField, Model  # noqa: E402
 
 from hospitals.models import CLINICAL_ROLES, Institution, Region, Role, Tier  # noqa: E402
 from hospitals.services import (  # noqa: E402
@@ -94,7 +96,7 @@ def setup() -> dict[str, Any]:
 
 def _instance_metadata_template() -> dict[str, Any]:
     """Return the DICOM JSON ingest keeps for one real synthetic CT slice."""
-    dataset = next(ct_study(demo_patients()[0], slices=1, size=64))
+    dataset = next(ct_study(demo_patients()[0], slices=1))
     return parse_instance(io.BytesIO(dataset_to_bytes(dataset))).json
 
 
@@ -106,6 +108,67 @@ def _text(vr: str, value: str) -> dict[str, Any]:
     return {"vr": vr, "Value": [value]}
 
 
+class RawJson(str):
+    """A JSON document already encoded: COPY writes it as it is."""
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, RawJson) else json.dumps(value)
+
+
+def copy_rows(model: type[Model], rows: Iterable[dict[str, Any]]) -> int:
+    """Insert ``rows`` (values by attribute name, absent ones defaulted) with COPY.
+
+    ``bulk_create`` spends 90 % of its time quoting 3.5 kB JSON values into
+    arrays on the client (psycopg's ListDumper), so the instance rows, the
+    bulk of the index, go through COPY instead.
+    """
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    defaults = {f.attname: f.get_default() for f in fields}
+    is_json = [isinstance(f, JSONField) for f in fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(model._meta.db_table)
+    count = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's own cursor, for its COPY support
+        with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                values = [row.get(f.attname, defaults[f.attname]) for f in fields]
+                copy.write_row(
+                    [_json_text(v) if j else v for v, j in zip(values, is_json, strict=True)]
+                )
+                count += 1
+    return count
+
+
+def _instance_rows(
+    studies: list[Study], series: list[Series], per_study: int, template_rest: str
+) -> Iterator[dict[str, Any]]:
+    for study, one_series in zip(studies, series, strict=True):
+        study_uid, series_uid = study.study_instance_uid, one_series.series_instance_uid
+        for i in range(per_study):
+            sop = f"{series_uid}.{i + 1}"
+            yield {
+                "study_id": study.pk,
+                "series_id": one_series.pk,
+                "sop_instance_uid": sop,
+                "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2",
+                "instance_number": i + 1,
+                "transfer_syntax_uid": "1.2.840.10008.1.2.1",
+                "rows": 512,
+                "columns": 512,
+                "size_bytes": 526_000,
+                "sha256": f"{i:064x}",
+                "archive_key": f"dicom/{study_uid}/{series_uid}/{sop}/0.dcm",
+                "pixel_data_offset": 4000,
+                "metadata": RawJson(
+                    f'{{"0020000D": {{"vr": "UI", "Value": ["{study_uid}"]}}, '
+                    f'"0020000E": {{"vr": "UI", "Value": ["{series_uid}"]}}, '
+                    f'"00080018": {{"vr": "UI", "Value": ["{sop}"]}}, {template_rest}'
+                ),
+            }
+
+
 def fill(*, instances: int, per_study: int, institution_pk: int, other_pk: int) -> dict[str, Any]:
     """Write ``instances`` instance rows in studies of ``per_study`` (one series each)."""
     started = time.monotonic()
@@ -113,6 +176,9 @@ def fill(*, instances: int, per_study: int, institution_pk: int, other_pk: int) 
     ours = Institution.objects.get(pk=institution_pk)
     other = Institution.objects.get(pk=other_pk)
     template = _instance_metadata_template()
+    for uid_tag in ("0020000D", "0020000E", "00080018"):
+        template.pop(uid_tag)
+    template_rest = json.dumps(template)[1:]  # after "{": the entries shared by every row
     n_studies = max(1, instances // per_study)
     n_patients = max(1, n_studies // 2)
     counts = {"patients": 0, "studies": 0, "series": 0, "instances": 0, "grants": 0}
@@ -197,36 +263,9 @@ def fill(*, instances: int, per_study: int, institution_pk: int, other_pk: int) 
         ]
         Series.objects.bulk_create(series, batch_size=BATCH)
         counts["series"] = len(series)
-        for start in range(0, n_studies, BATCH):
-            rows = []
-            for study, one_series in zip(
-                studies[start : start + BATCH], series[start : start + BATCH], strict=True
-            ):
-                for i in range(per_study):
-                    sop = f"{one_series.series_instance_uid}.{i + 1}"
-                    metadata = dict(template)
-                    metadata["0020000D"] = _text("UI", study.study_instance_uid)
-                    metadata["0020000E"] = _text("UI", one_series.series_instance_uid)
-                    metadata["00080018"] = _text("UI", sop)
-                    rows.append(
-                        Instance(
-                            study=study,
-                            series=one_series,
-                            sop_instance_uid=sop,
-                            sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
-                            instance_number=i + 1,
-                            transfer_syntax_uid="1.2.840.10008.1.2.1",
-                            rows=512,
-                            columns=512,
-                            size_bytes=526_000,
-                            sha256=f"{i:064x}",
-                            archive_key=f"dicom/{study.study_instance_uid}/x/{sop}/0.dcm",
-                            pixel_data_offset=4000,
-                            metadata=metadata,
-                        )
-                    )
-            Instance.objects.bulk_create(rows, batch_size=BATCH)
-            counts["instances"] += len(rows)
+        counts["instances"] = copy_rows(
+            Instance, _instance_rows(studies, series, per_study, template_rest)
+        )
         view = Permission.objects.get(content_type__app_label="studies", codename="view_study")
         groups = [institution_role_group(ours, role) for role in sorted(CLINICAL_ROLES)]
         grants = [
