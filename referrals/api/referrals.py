@@ -181,7 +181,7 @@ class ReferralCreateInput(serializers.Serializer[Any]):
 
 
 class ReasonInput(serializers.Serializer[Any]):
-    reason = serializers.CharField(max_length=200)
+    reason = serializers.CharField(max_length=200, allow_blank=True, default="")
 
 
 class ScheduleInput(serializers.Serializer[Any]):
