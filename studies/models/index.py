@@ -78,6 +78,8 @@ class Patient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["issuer", "patient_id"], name="patient_unique_id")
         ]
+        # QIDO-RS matches PatientID across issuers; the unique index above leads with issuer.
+        indexes = [models.Index(fields=["patient_id"], name="patient_id_lookup")]
 
     def __str__(self) -> str:
         return str(self.uuid)
