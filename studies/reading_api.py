@@ -205,7 +205,9 @@ FILTER_PARAMETERS = [
 class WorklistView(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: WorklistOutput})
+    @extend_schema(
+        operation_id="worklist_list", parameters=FILTER_PARAMETERS, responses={200: WorklistOutput}
+    )
     def get(self, request: Request) -> Response:
         """Your worklist: emergency first, then the longest waiting (at most 200 rows)."""
         filters = selectors.WorklistFilters.from_query(request.query_params)
@@ -225,7 +227,7 @@ class WorklistView(APIView):
 class WorklistItemView(APIView):
     permission_classes = [IsPerson]
 
-    @extend_schema(responses={200: WorklistRowOutput})
+    @extend_schema(operation_id="worklist_retrieve", responses={200: WorklistRowOutput})
     def get(self, request: Request, task_uuid: Any) -> Response:
         """One worklist row."""
         task = selectors.access_task_by_uuid(request.user, task_uuid)

@@ -177,7 +177,12 @@ def _story(report: Report, addenda: list[Report]) -> list[Flowable]:
         return Paragraph(_text(text), style)
 
     facts = [
-        (_("Name"), person_name(patient.patient_name), _("Patient ID"), patient.patient_id),
+        (
+            _("Patient's name"),
+            person_name(patient.patient_name),
+            _("Patient ID"),
+            patient.patient_id,
+        ),
         (
             _("Sex"),
             sex_label(patient.patient_sex),
@@ -200,7 +205,7 @@ def _story(report: Report, addenda: list[Report]) -> list[Flowable]:
     ]
     table = Table(
         [[cell(a, label), cell(b), cell(c, label), cell(d)] for a, b, c, d in facts],
-        colWidths=[22 * mm, 62 * mm, 26 * mm, None],
+        colWidths=[24 * mm, 58 * mm, 30 * mm, None],
     )
     table.setStyle(
         TableStyle(
@@ -258,14 +263,14 @@ def _name(user: object) -> str:
 def _signature(report: Report, small: ParagraphStyle) -> list[Flowable]:
     sign = _style("sign", 10.5)
     if report.state == Report.State.FINAL:
-        line = _("Reported by %(author)s · signed by %(signer)s at %(time)s") % {
+        line = _("Reported by %(author)s, signed by %(signer)s at %(time)s") % {
             "author": _name(report.author),
             "signer": _name(report.signed_by),
             "time": _when(report.signed_at),
         }
         seal = _("Content SHA-256 %(hash)s") % {"hash": report.content_sha256}
     else:
-        line = _("Reported by %(author)s · %(state)s, not signed") % {
+        line = _("Reported by %(author)s: %(state)s, not signed") % {
             "author": _name(report.author),
             "state": report.get_state_display(),
         }

@@ -76,11 +76,11 @@ def display_name(user: Any) -> str:
 
 
 def _lock_task(task: ReadingTask) -> ReadingTask:
+    # Not joined to claimed_by: a row re-read after waiting for the lock would carry
+    # the new claimed_by_id with the joined user of the old snapshot (none).
     return (
         ReadingTask.objects.select_for_update(of=("self",))
-        .select_related(
-            "study", "study__patient", "study__origin", "reading_institution", "claimed_by"
-        )
+        .select_related("study", "study__patient", "study__origin", "reading_institution")
         .get(pk=task.pk)
     )
 
@@ -314,7 +314,9 @@ def report_sign(*, report: Report, user: Any) -> Report:
     _require_reporter(locked, user)
     now = timezone.now()
     _require_claim(locked, user, now)
-    report = Report.objects.select_for_update().select_related("amends").get(pk=report.pk)
+    report = (
+        Report.objects.select_for_update(of=("self",)).select_related("amends").get(pk=report.pk)
+    )
     _writable(report)
     if not (report.findings.strip() or report.impression.strip()):
         raise ReadingError("empty_report", _("Write the findings or the impression first."))
