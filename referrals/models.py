@@ -197,3 +197,4 @@ __all__ = [
     "RepeatReason",
     "Urgency",
 ]
+import referrals.consultation.models  # noqa: E402, F401 - so Django finds the consultation models

@@ -1,0 +1,271 @@
+"""``/ws/consultations/<uuid>/``: one consultation's live room.
+
+Only an accepted participant holding ``view_consultation`` gets past the
+handshake (else it is closed with 4403); the Origin was already checked by
+``AllowedHostsOriginValidator`` in ``regional_cloud.asgi``. Joining and leaving
+are audited.
+
+Nothing said is lost: a message (text, snapshot, annotation, presenter change)
+is stored with the room's next sequence number *before* anyone is told; the
+sender gets ``ack`` with that number, the room gets ``message``. The live
+fan-out through the channel layer is best effort: a browser that reconnects,
+or notices a gap, sends ``{"type": "replay", "after": <last seq seen>}`` and
+gets what it missed, in order, then ``replayed``. Presence, the presenter's
+view (slice, window, zoom) and WebRTC signalling are ephemeral, never stored.
+
+Client → hub: ``replay``, ``say``, ``snapshot``, ``annotate``, ``present``,
+``view``, ``view_request``, ``signal``, ``ping``. Hub → client: ``welcome``,
+``message``, ``ack``, ``replayed``, ``presence``, ``view``, ``view_request``,
+``signal``, ``state``, ``error``, ``pong``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from referrals.consultation import services
+from referrals.consultation.events import room_group
+from referrals.consultation.models import ConsultationMessage
+from referrals.consultation.selectors import (
+    RoomSeat,
+    ice_servers,
+    message_out,
+    messages_after,
+    room_participant,
+)
+
+logger = logging.getLogger(__name__)
+Kind = ConsultationMessage.Kind
+FORBIDDEN = 4403
+MAX_SIGNAL_BYTES = 64 * 1024
+
+# Posting runs in the thread pool, each thread with its own database connection,
+# so one room's slow transaction does not hold up the others.
+_post = database_sync_to_async(services.message_post, thread_sensitive=False)
+_replay = database_sync_to_async(messages_after, thread_sensitive=False)
+
+
+class ConsultationConsumer(AsyncJsonWebsocketConsumer):
+    seat: RoomSeat | None = None
+    group: str = ""
+    conn: str = ""
+    presenter_id: int | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        uuid = self.scope["url_route"]["kwargs"]["uuid"]
+        self.seat = await database_sync_to_async(room_participant)(self.scope.get("user"), uuid)
+        if self.seat is None:
+            await self.close(code=FORBIDDEN)
+            return
+        consultation = self.seat.consultation
+        self.group = room_group(consultation.uuid)
+        self.conn = secrets.token_hex(8)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await database_sync_to_async(services.consultation_join)(
+            consultation=consultation, actor=self.user, ip=self.ip
+        )
+        await database_sync_to_async(consultation.refresh_from_db)(
+            fields=["state", "presenter", "last_seq"]
+        )
+        self.presenter_id = consultation.presenter_id
+        await self.send_json(
+            {
+                "type": "welcome",
+                "conn": self.conn,
+                "me": self.seat.me,
+                "state": consultation.state,
+                "presenter": self.presenter_id,
+                "last_seq": consultation.last_seq,
+                "ice_servers": ice_servers(),
+            }
+        )
+        await self.room(
+            {"type": "room.presence", "event": "join", "channel": self.channel_name, **self.who()}
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if self.seat is None or not self.group:
+            return
+        try:
+            await self.room({"type": "room.presence", "event": "leave", **self.who()})
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        except Exception:
+            # The layer is away; the group entry expires on its own.
+            logger.info("consultation room %s: leaving without the channel layer", self.group)
+        await database_sync_to_async(services.consultation_leave)(
+            consultation=self.seat.consultation, actor=self.user, ip=self.ip
+        )
+
+    @property
+    def user(self) -> Any:
+        return self.scope["user"]
+
+    @property
+    def ip(self) -> str | None:
+        client = self.scope.get("client")
+        return client[0] if client else None
+
+    def who(self) -> dict[str, Any]:
+        assert self.seat is not None
+        return {"conn": self.conn, "user": self.seat.me}
+
+    async def room(self, event: dict[str, Any]) -> None:
+        await self.channel_layer.group_send(self.group, event)
+
+    # --- from the browser ---------------------------------------------------------------
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if self.seat is None or not isinstance(content, dict):
+            return
+        handler = {
+            "replay": self.on_replay,
+            "say": self.on_say,
+            "snapshot": self.on_snapshot,
+            "annotate": self.on_annotate,
+            "present": self.on_present,
+            "view": self.on_view,
+            "view_request": self.on_view_request,
+            "signal": self.on_signal,
+            "ping": self.on_ping,
+        }.get(str(content.get("type")))
+        if handler is not None:
+            await handler(content)
+
+    async def on_ping(self, content: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong", "t": content.get("t")})
+
+    async def on_replay(self, content: dict[str, Any]) -> None:
+        """Send every stored message after ``after``, in order, then ``replayed``."""
+        assert self.seat is not None
+        try:
+            after = max(0, int(content.get("after") or 0))
+        except (TypeError, ValueError):
+            after = 0
+        while True:
+            batch = await _replay(self.seat.consultation, after)
+            for message in batch:
+                await self.send_json(
+                    {"type": "message", "message": message_out(message, self.seat.consultation.uuid)}
+                )
+                after = message.seq
+            if len(batch) < 500:
+                break
+        await self.send_json({"type": "replayed", "last_seq": after})
+
+    async def on_say(self, content: dict[str, Any]) -> None:
+        await self.post(content, Kind.TEXT, text=str(content.get("text") or ""))
+
+    async def on_snapshot(self, content: dict[str, Any]) -> None:
+        await self.post(
+            content,
+            Kind.SNAPSHOT,
+            text=str(content.get("text") or ""),
+            snapshot_data_url=str(content.get("data_url") or ""),
+        )
+
+    async def on_annotate(self, content: dict[str, Any]) -> None:
+        annotation = content.get("annotation")
+        await self.post(
+            content, Kind.ANNOTATION, annotation=annotation if isinstance(annotation, dict) else {}
+        )
+
+    async def on_present(self, content: dict[str, Any]) -> None:
+        await self.post(content, Kind.PRESENTER, payload={"on": bool(content.get("on", True))})
+
+    async def post(self, content: dict[str, Any], kind: str, **fields: Any) -> None:
+        """Store, acknowledge to the sender, then tell the room (in that order)."""
+        assert self.seat is not None
+        client_msg_id = str(content.get("client_msg_id") or "")
+        try:
+            posted = await _post(
+                consultation=self.seat.consultation,
+                actor=self.user,
+                client_msg_id=client_msg_id,
+                kind=kind,
+                **fields,
+            )
+        except services.ConsultationError as error:
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": error.code,
+                    "detail": error.message,
+                    "client_msg_id": client_msg_id,
+                }
+            )
+            return
+        message = posted.message
+        out = message_out(message, self.seat.consultation.uuid)
+        await self.send_json({"type": "ack", "client_msg_id": client_msg_id, "seq": message.seq})
+        # A resend is pushed again too: the first push may be what the line dropped.
+        await self.room({"type": "room.message", "message": out})
+
+    async def on_view(self, content: dict[str, Any]) -> None:
+        if self.presenter_id != self.user.pk or not isinstance(content.get("state"), dict):
+            return
+        await self.room({"type": "room.view", "state": content["state"], **self.who()})
+
+    async def on_view_request(self, content: dict[str, Any]) -> None:
+        await self.room({"type": "room.view_request", **self.who()})
+
+    async def on_signal(self, content: dict[str, Any]) -> None:
+        data = content.get("data")
+        if not isinstance(data, dict) or len(str(data)) > MAX_SIGNAL_BYTES:
+            return
+        await self.room(
+            {"type": "room.signal", "to": str(content.get("to") or ""), "data": data, **self.who()}
+        )
+
+    # --- from the room (channel layer events) ------------------------------------------------
+
+    async def room_message(self, event: dict[str, Any]) -> None:
+        message = event["message"]
+        if message["kind"] == Kind.PRESENTER:
+            on = bool(message["payload"].get("on"))
+            author = message["author"]["id"] if message["author"] else None
+            if on:
+                self.presenter_id = author
+            elif self.presenter_id == author:
+                self.presenter_id = None
+        await self.send_json({"type": "message", "message": message})
+
+    async def room_state(self, event: dict[str, Any]) -> None:
+        if event["state"] in {"concluded", "cancelled"}:
+            self.presenter_id = None
+        await self.send_json({"type": "state", "state": event["state"]})
+
+    async def room_presence(self, event: dict[str, Any]) -> None:
+        if event["conn"] == self.conn:
+            return
+        await self.send_json(
+            {"type": "presence", "event": event["event"], "conn": event["conn"], "user": event["user"]}
+        )
+        if event["event"] == "join" and event.get("channel"):
+            # Tell the newcomer who is already here, straight to its channel.
+            await self.channel_layer.send(
+                event["channel"], {"type": "room.presence", "event": "here", **self.who()}
+            )
+
+    async def room_view(self, event: dict[str, Any]) -> None:
+        if event["conn"] != self.conn:
+            await self.send_json(
+                {"type": "view", "conn": event["conn"], "user": event["user"], "state": event["state"]}
+            )
+
+    async def room_view_request(self, event: dict[str, Any]) -> None:
+        if event["conn"] != self.conn and self.presenter_id == self.user.pk:
+            await self.send_json({"type": "view_request", "conn": event["conn"]})
+
+    async def room_signal(self, event: dict[str, Any]) -> None:
+        if event["to"] == self.conn:
+            await self.send_json(
+                {"type": "signal", "conn": event["conn"], "user": event["user"], "data": event["data"]}
+            )
