@@ -70,6 +70,10 @@ class Results:
     notes: list[str] = field(default_factory=list)
     fill: dict[str, Any] = field(default_factory=dict)
 
+    def qido_ms(self, server: str, key: str) -> float | None:
+        figures = self.qido.get(server)
+        return figures[key] if figures else None
+
 
 # --- Clients -------------------------------------------------------------------
 
@@ -409,13 +413,12 @@ def summary_lines(results: Results, args: argparse.Namespace, series_mb: float) 
             f"orthanc {fmt(single[clients], 'inst/s')} (one per request), "
             f"ratio {ratio(hub, single[clients])} (target >= 1.0)"
         )
-    hub_q, orthanc_q = results.qido.get("hub"), results.qido.get("orthanc")
     fill = results.fill
     lines.append(
         f"qido p95 with {fill.get('instances', 0)} instances indexed "
-        f"({fill.get('studies', 0)} studies): hub {fmt(hub_q and hub_q['p95'], 'ms')} "
-        f"(p50 {fmt(hub_q and hub_q['p50'], 'ms')}, target <= 50 ms), orthanc "
-        f"{fmt(orthanc_q and orthanc_q['p95'], 'ms')} on the {fill.get('orthanc_studies', '?')} "
+        f"({fill.get('studies', 0)} studies): hub {fmt(results.qido_ms('hub', 'p95'), 'ms')} "
+        f"(p50 {fmt(results.qido_ms('hub', 'p50'), 'ms')}, target <= 50 ms), orthanc "
+        f"{fmt(results.qido_ms('orthanc', 'p95'), 'ms')} on the {fill.get('orthanc_studies', '?')} "
         "studies it holds (reference only, not comparable)"
     )
     hub_w, orthanc_w = results.wado.get("hub"), results.wado.get("orthanc")
@@ -452,12 +455,11 @@ def table(results: Results, args: argparse.Namespace) -> list[str]:
                 )
             )
     for key in ("p50", "p95", "max"):
-        hub_q, orthanc_q = results.qido.get("hub"), results.qido.get("orthanc")
         rows.append(
             (
                 f"qido {key} ms",
-                fmt(hub_q and hub_q[key], ""),
-                fmt(orthanc_q and orthanc_q[key], ""),
+                fmt(results.qido_ms("hub", key), ""),
+                fmt(results.qido_ms("orthanc", key), ""),
                 "(not comparable)",
             )
         )

@@ -126,7 +126,7 @@ def copy_rows(model: type[Model], rows: Iterable[dict[str, Any]]) -> int:
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     defaults = {f.attname: f.get_default() for f in fields}
     is_json = [isinstance(f, JSONField) for f in fields]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     table = connection.ops.quote_name(model._meta.db_table)
     count = 0
     with connection.cursor() as cursor:
@@ -181,7 +181,7 @@ def fill(*, instances: int, per_study: int, institution_pk: int, other_pk: int) 
     template_rest = json.dumps(template)[1:]  # after "{": the entries shared by every row
     n_studies = max(1, instances // per_study)
     n_patients = max(1, n_studies // 2)
-    counts = {"patients": 0, "studies": 0, "series": 0, "instances": 0, "grants": 0}
+    counts: dict[str, Any] = {"patients": 0, "studies": 0, "series": 0, "instances": 0, "grants": 0}
     with transaction.atomic():
         patients = []
         for p in range(n_patients):
