@@ -14,6 +14,7 @@ from rest_framework.permissions import IsAuthenticated
 from studies.edge_api import EdgeLedgerReportView, EdgeLedgerView
 
 urlpatterns = [
+    path("dashboard/", include("regional_cloud.dashboard.api_urls")),
     path("edge-nodes/ledger/", EdgeLedgerReportView.as_view(), name="api-edge-ledger-report"),
     path("edge-nodes/<uuid:uuid>/ledger/", EdgeLedgerView.as_view(), name="api-edge-ledger"),
     path("uploads/", include("studies.uploads.api_urls")),

@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("studies.reading_views")),
     path("", include("referrals.urls")),
     path("", include("hospitals.urls")),
+    path("dashboard/", include("regional_cloud.dashboard.urls")),
 ]

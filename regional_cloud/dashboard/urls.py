@@ -1,0 +1,15 @@
+"""Dashboard pages under /dashboard/."""
+
+from django.urls import path
+
+from regional_cloud.dashboard import views
+
+urlpatterns = [
+    path("", views.dashboard_page, name="dashboard"),
+    path("network/", views.network_page, name="dashboard_network"),
+    path(
+        "institutions/<uuid:institution_uuid>/",
+        views.institution_page,
+        name="dashboard_institution",
+    ),
+]
