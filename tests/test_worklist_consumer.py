@@ -123,3 +123,77 @@ def test_it_lets_the_page_fetch_the_announced_row_through_the_permission_filter(
     assert [r["id"] for r in row["results"]] == [str(task.uuid)]
     hidden = logged_in(region.outsider).get("/api/worklist/", {"id": str(task.uuid)}).json()
     assert hidden["results"] == []
+
+
+# --- In the browser: a new study appears without a reload -------------------------------------
+
+
+@pytest.fixture
+def redis_hub(settings, redis_url, tmp_path):
+    """A daphne of our own whose channel layer is the test's Redis, as this process's is."""
+    import os
+
+    from tests.fixtures.browser import _database_url_from_settings, start_daphne, stop_daphne
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url]},
+        }
+    }
+    env = dict(os.environ)
+    env.update(DATABASE_URL=_database_url_from_settings(), REDIS_URL=redis_url)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    server = start_daphne(env, log_dir=tmp_path)
+    yield server.url
+    stop_daphne(server)
+
+
+def off_the_loop(function, *args, **kwargs):
+    """Run ``function`` in a worker thread: Playwright's sync API holds an event loop on this
+    thread, where the services' after-commit ``async_to_sync`` sends would be refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result(timeout=60)
+
+
+@pytest.mark.browser
+def test_it_shows_a_new_study_and_a_claim_on_an_open_worklist(
+    redis_hub, file_archive, make_page, settings
+):
+    from tests.fixtures.browser import screenshot
+
+    region = make_reading_region()
+    first = ingest(region["clinic"], region.clinic_doctor, patient_id="FIRST")
+    page = make_page()
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": session_of(region.specialist2), "url": redis_hub}]
+    )
+    page.goto(f"{redis_hub}/worklist/")
+    page.wait_for_selector('#live-state[data-state="live"]')
+    assert page.locator("tr[data-task]").count() == 1
+
+    study = off_the_loop(ingest, region["other_clinic"], None, patient_id="NEW", priority="STAT")
+    task = ReadingTask.objects.get(study=study)
+    row = page.wait_for_selector(f'tr[data-task="{task.uuid}"]')
+    assert PATIENT_DISPLAY in row.inner_text()
+    # An emergency goes to the top.
+    assert page.locator("tr[data-task]").first.get_attribute("data-task") == str(task.uuid)
+
+    off_the_loop(reading_task_claim, task=task, user=region.specialist)
+    page.wait_for_function(
+        "id => document.querySelector(`tr[data-task='${id}']`)?.innerText.includes('王主任')",
+        arg=str(task.uuid),
+    )
+    screenshot(page, "reading-worklist-live")
+    assert page.locator("tr[data-task]").count() == 2
+    assert ReadingTask.objects.get(study=first).claimed_by is None
