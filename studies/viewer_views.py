@@ -16,7 +16,8 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
@@ -148,8 +149,10 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
         "dicomweb": reverse("dicomweb-studies").removesuffix("/studies"),
         "presets": viewer_presets(),
     }
-    return render(
-        request,
+    # Rendered without the request: the page needs none of the site's navigation,
+    # and skipping its context processors saves queries before the first image.
+    html = render_to_string(
         "viewer/viewer.html",
         {"config": config, "strings": viewer_strings(), "study_uid": study.study_instance_uid},
     )
+    return HttpResponse(html)

@@ -68,7 +68,20 @@ def log_in(page: Any, base: str, user: Any) -> None:
 def open_viewer(page: Any, base: str, study: Study) -> None:
     page.goto(f"{base}/viewer/{study.study_instance_uid}/")
     page.wait_for_function("window.__viewerStats && window.__viewerStats.firstImageMs !== null")
+    # The first image comes alone; then the series' metadata makes it a stack.
+    page.wait_for_function("window.__viewerStats.stackMs !== null")
     drawn(page, 0, 0)
+    page.wait_for_function(
+        "sel => !document.querySelector(sel).innerText.includes('…')",
+        arg=f"{VP.format(0)} .vp-bl",
+    )
+
+
+def markers(page: Any, viewport: int = 0) -> dict[str, str]:
+    return {
+        side: page.locator(f'{VP.format(viewport)} [data-overlay="{side}"]').inner_text()
+        for side in ("top", "bottom", "left", "right")
+    }
 
 
 def canvas_box(page: Any, viewport: int = 0) -> dict[str, float]:
@@ -135,11 +148,22 @@ def test_it_shows_scrolls_windows_and_measures_a_ct(
     overlay = page.locator(VP.format(0)).inner_text()
     assert patient.full_name in overlay
     assert f"1 / {SLICES}" in overlay
-    markers = {
-        side: page.locator(f'{VP.format(0)} [data-overlay="{side}"]').inner_text()
-        for side in ("top", "bottom", "left", "right")
-    }
-    assert markers == {"top": "A", "bottom": "P", "left": "R", "right": "L"}
+    # Axial, head first supine: the patient's left on the right of the screen.
+    assert markers(page) == {"top": "A", "bottom": "P", "left": "R", "right": "L"}
+    page.locator('[data-action="rotate"]').click()
+    page.wait_for_function(
+        "sel => document.querySelector(sel).innerText === 'R'", arg=f"{VP.format(0)} .vp-top"
+    )
+    assert markers(page) == {"top": "R", "bottom": "L", "left": "P", "right": "A"}
+    page.locator('[data-action="flip-h"]').click()
+    page.wait_for_function(
+        "sel => document.querySelector(sel).innerText === 'A'", arg=f"{VP.format(0)} .vp-left"
+    )
+    assert markers(page) == {"top": "R", "bottom": "L", "left": "A", "right": "P"}
+    page.locator('[data-action="reset"]').click()
+    page.wait_for_function(
+        "sel => document.querySelector(sel).innerText === 'A'", arg=f"{VP.format(0)} .vp-top"
+    )
     assert patient.full_name in page.get_by_test_id("patient-banner").inner_text()
     screenshot(page, "viewer-ct-first-image", full_page=False)
 
@@ -234,6 +258,9 @@ def test_it_lays_out_two_viewports_and_the_prior_side_by_side(
     assert canvas_stats(page, 1)["variance"] > 100
     page.locator('[data-layout="2x2"]').click()
     assert page.locator(".vp").count() == 4
+    for viewport in range(4):
+        drawn(page, viewport, 0)
+    screenshot(page, "viewer-2x2", full_page=False)
     page.locator('[data-layout="1x1"]').click()
     assert page.locator(".vp").count() == 1
 

@@ -132,7 +132,7 @@ export class Overlay {
     const ds = image.ds;
     const stack = viewport.stack;
     const index = viewport.slice + 1;
-    const total = stack.length;
+    const total = stack.preview ? "…" : stack.length;
     this.set("tl", [personName(ds, "00100010"), str(ds, "00100020"), sexAge(ds)]);
     const series = [num(ds, "00200011") !== undefined ? `S${num(ds, "00200011")}` : "", str(ds, "0008103E")];
     this.set("tr", [

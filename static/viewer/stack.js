@@ -11,6 +11,7 @@ import { item, num, nums, str, HttpError } from "./dicomweb.js";
 
 const NATIVE = new Set(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
 const PIXEL_DATA = "7FE00010";
+const RETRIES = 3;
 
 function dot(a, b) {
   return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
@@ -270,8 +271,17 @@ export class FrameLoader {
     this.turn = 0;
   }
 
+  /** Whether `key` is loaded, on its way, or failed too recently (or too often) to retry. */
   known(key) {
-    return this.frames.has(key) || this.inflight.has(key) || this.failed.has(key);
+    if (this.frames.has(key) || this.inflight.has(key)) return true;
+    const failure = this.failed.get(key);
+    // A slow link drops requests now and then: try again, a little later each time.
+    return Boolean(failure && (failure.attempts >= RETRIES || performance.now() - failure.at < 2000 * failure.attempts));
+  }
+
+  hasFailed(key) {
+    const failure = this.failed.get(key);
+    return Boolean(failure && failure.attempts >= RETRIES);
   }
 
   get(image) {
@@ -332,10 +342,13 @@ export class FrameLoader {
     try {
       const frame = await promise;
       this.frames.set(image.key, frame);
+      this.failed.delete(image.key);
       this.bytes += frame.bytes;
       this.notify(image, frame, null);
     } catch (error) {
-      this.failed.set(image.key, error);
+      const attempts = (this.failed.get(image.key)?.attempts || 0) + 1;
+      this.failed.set(image.key, { error, attempts, at: performance.now() });
+      if (attempts < RETRIES) setTimeout(() => this.pump(), 2000 * attempts + 50);
       this.notify(image, null, error);
     } finally {
       this.inflight.delete(image.key);

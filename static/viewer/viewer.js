@@ -6,7 +6,7 @@
  * the series list and thumbnails follow.
  *
  * window.__viewerStats (first image time, frames drawn, the last measurement)
- * and window.__viewerBench (timed scrolling) serve the tests and the benchmark.
+ * serves the tests and the benchmark; bench.js adds timed scrolling.
  */
 
 import { DicomWebClient, num, priorStudies, str } from "./dicomweb.js";
@@ -17,11 +17,13 @@ import { SeriesPanel, sortSeries } from "./panel.js";
 import { TagBrowser } from "./tags.js";
 import { patientBanner } from "./overlay.js";
 import { config, t } from "./strings.js";
+import { installBench } from "./bench.js";
 
 const NON_IMAGE = new Set(["SR", "PR", "KO", "DOC", "ECG", "REG", "SEG", "RTSTRUCT"]);
 const TOOL_KEYS = { w: "window", s: "scroll", z: "zoom", p: "pan", l: "length", a: "angle", e: "ellipse" };
 const stats = (window.__viewerStats = {
   firstImageMs: null,
+  stackMs: null,
   framesDrawn: 0,
   framesLoaded: 0,
   framesFailed: 0,
@@ -77,6 +79,7 @@ class Viewer {
       const stack = await this.stack(study, series);
       if (!this.layout.viewports.includes(viewport)) return null;
       viewport.setStack(stack);
+      if (stats.stackMs === null) stats.stackMs = performance.now();
       this.loader.watch(this.layout.stacks());
       this.markSeries();
       this.suggestFps(stack);
@@ -104,11 +107,14 @@ class Viewer {
         const ds = await this.client.instanceMetadata(study, series, sop);
         const image = new ImageRef(ds, 1, Math.max(1, num(ds, "00280008", 1)), study, series);
         this.loader.adopt(image, request);
-        viewport.setStack(new Stack([image], { study, series }));
+        const preview = new Stack([image], { study, series });
+        preview.preview = true; // the rest of the series is still on its way
+        viewport.setStack(preview);
         await request.catch(() => null);
         const stack = await this.stack(study, series);
         const slice = Math.max(0, stack.images.findIndex((other) => other.key === image.key));
         if (viewport.stack && viewport.stack.series === series) viewport.setStack(stack, slice, true);
+        stats.stackMs = performance.now();
         this.loader.watch(this.layout.stacks());
         this.markSeries();
         this.suggestFps(stack);
@@ -318,6 +324,8 @@ class Viewer {
   bindKeys() {
     document.addEventListener("keydown", (e) => {
       if (e.target.closest("input, select, textarea") || e.altKey || e.ctrlKey || e.metaKey) return;
+      // Space and Enter on a focused button press that button, nothing else.
+      if ((e.key === " " || e.key === "Enter") && e.target.closest("button, summary, a")) return;
       const viewport = this.layout.active;
       const length = viewport.stack ? viewport.stack.length : 0;
       const page = Math.max(1, Math.round(length / 10));
@@ -382,49 +390,4 @@ class Viewer {
 
 const viewer = new Viewer();
 viewer.start();
-
-async function untilLoaded(viewport, timeout) {
-  const started = performance.now();
-  await viewer.ready;
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const stack = viewport.stack;
-      if (stack && stack.loaded(viewer.loader) >= stack.length) resolve(stack.length);
-      else if (performance.now() - started > timeout) reject(new Error("stack not loaded in time"));
-      else setTimeout(check, 50);
-    };
-    check();
-  });
-}
-
-/** Timed scrolling through the active viewport's loaded stack, for the benchmark. */
-window.__viewerBench = {
-  loaded: (timeout = 120000) => untilLoaded(viewer.layout.active, timeout),
-  /** Draw `n` consecutive slices, one per animation frame (what the screen can show). */
-  async scroll(n, timeout = 120000) {
-    const viewport = viewer.layout.active;
-    await untilLoaded(viewport, timeout);
-    let drawn = 0;
-    const started = performance.now();
-    for (let i = 0; i < n; i++) {
-      viewport.setSlice((viewport.slice + 1) % viewport.stack.length);
-      if (viewport.draw()) drawn++;
-      await new Promise((resolve) => requestAnimationFrame(resolve));
-    }
-    const ms = performance.now() - started;
-    return { images: drawn, ms, perSecond: (drawn * 1000) / ms };
-  },
-  /** Draw `n` consecutive slices back to back: the drawing cost alone. */
-  async drawRate(n, timeout = 120000) {
-    const viewport = viewer.layout.active;
-    await untilLoaded(viewport, timeout);
-    let drawn = 0;
-    const started = performance.now();
-    for (let i = 0; i < n; i++) {
-      viewport.setSlice((viewport.slice + 1) % viewport.stack.length);
-      if (viewport.draw()) drawn++;
-    }
-    const ms = performance.now() - started;
-    return { images: drawn, ms, perSecond: (drawn * 1000) / ms };
-  },
-};
+installBench(viewer);

@@ -156,8 +156,7 @@ export class Viewport {
     }
     const frame = this.app.loader.get(image);
     if (!frame) {
-      const failed = this.app.loader.failed.has(image.key);
-      if (failed) this.setStatus(t("frame_failed"));
+      if (this.app.loader.hasFailed(image.key)) this.setStatus(t("frame_failed"));
       return false;
     }
     this.setStatus("");
@@ -182,6 +181,7 @@ export class Viewport {
 
   updateProgress() {
     if (!this.stack) return;
+    if (this.stack.preview) return;
     const total = this.stack.length;
     const loaded = this.stack.loaded(this.app.loader);
     this.progressBar.style.width = `${total ? (100 * loaded) / total : 100}%`;
