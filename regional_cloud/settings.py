@@ -141,6 +141,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-referrals": {"task": "referrals.tasks.expire_referrals", "schedule": 60.0},
     "revoke-due-grants": {"task": "referrals.tasks.revoke_due_grants", "schedule": 300.0},
     "uploads-cleanup": {"task": "studies.uploads.cleanup", "schedule": 3600.0},
+    "dashboard-refresh-recent": {"task": "dashboard.refresh_recent", "schedule": 300.0},
+    "dashboard-refresh-weeks": {"task": "dashboard.refresh_weeks", "schedule": 86400.0},
 }
 # Task modules autodiscovery does not find (it looks only at <app>.tasks).
 CELERY_IMPORTS = ["studies.uploads.tasks"]

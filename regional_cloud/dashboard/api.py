@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -22,7 +23,7 @@ from hospitals.api.common import IsPerson
 from regional_cloud.audit import audit
 from regional_cloud.dashboard.export import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
 from regional_cloud.dashboard.privacy import Suppressor
-from regional_cloud.dashboard.rollups import last_refreshed
+from regional_cloud.dashboard.rollups import last_refreshed, no_jit
 from regional_cloud.dashboard.scope import FilterError, Filters, dashboard_scope, parse_filters
 from regional_cloud.dashboard.selectors import SECTIONS
 
@@ -45,7 +46,9 @@ def section_data(request: Any, section: str, **fixed: Any) -> tuple[dict[str, An
         filters = parse_filters(scope, request.GET, **fixed)
     except FilterError as error:
         raise ValidationError({"detail": str(error)}) from error
-    data = SECTIONS[section](filters, Suppressor(k=scope.region.min_cell_size))
+    with transaction.atomic():
+        no_jit()  # a plan's JIT compilation alone would cost more than the query
+        data = SECTIONS[section](filters, Suppressor(k=scope.region.min_cell_size))
     refreshed = last_refreshed()
     data["filters"] = filters.as_query()
     data["min_cell_size"] = scope.region.min_cell_size
