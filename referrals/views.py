@@ -19,7 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_safe
 
 from hospitals.selectors import active_memberships
 from referrals import services
@@ -250,10 +250,12 @@ def _act(action: str, referral: Referral, user: Any, data: dict[str, Any]) -> No
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def referral_act(request: HttpRequest, referral_uuid: Any, action: str) -> HttpResponse:
-    """Run one transition from the referral page."""
+    """Run one transition from the referral page (a GET goes back to the page)."""
     referral = access_referral(request.user, referral_uuid)
+    if request.method != "POST":
+        return redirect("referral_detail", referral.uuid)
     form = FORMS[action](request.POST, prefix=action) if action in FORMS else None
     error = None
     status = 400
@@ -347,10 +349,12 @@ def patient_detail(request: HttpRequest, patient_uuid: Any) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def patient_link(request: HttpRequest, patient_uuid: Any) -> HttpResponse:
     """Link the patient to a regional person: by resident ID number, or a confirmed match."""
     patient = access_patient(request.user, patient_uuid)
+    if request.method != "POST":
+        return redirect("patient_detail", patient.uuid)
     context = _patient_context(request, patient)
     error = None
     if request.POST.get("method") == "national_id":
