@@ -12,6 +12,7 @@ from django.test import Client
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
+from pydicom.pixels import apply_color_lut
 
 from hospitals.models import Role
 from regional_cloud.models import AuditEvent
@@ -403,6 +404,21 @@ def test_colour_and_multiframe_objects_render(client: Client, store: Any):
         image(client.get(f"{instance_url(ybr)}/rendered", headers={"Accept": "image/png"}))
     ).astype(int)
     assert np.abs(decoded - ybr.pixel_array.astype(int)).max() <= 2  # YBR shown as RGB
+
+
+def test_palette_colour_and_native_multiframe_objects_render(client: Client, store: Any):
+    palette = fresh("examples_palette.dcm")
+    dose = fresh("rtdose.dcm")
+    store(palette, dose)
+    png = {"Accept": "image/png"}
+    shown = np.asarray(image(client.get(f"{instance_url(palette)}/rendered", headers=png)))
+    expected = apply_color_lut(palette.pixel_array, palette).astype(float) * 255 / 65535
+    assert shown.shape == (*palette.pixel_array.shape, 3)
+    assert np.abs(shown - expected).max() <= 1
+    last = image(client.get(f"{instance_url(dose)}/frames/15/rendered", headers=png))
+    first = image(client.get(f"{instance_url(dose)}/frames/1/rendered", headers=png))
+    assert last.size == (dose.Columns, dose.Rows)
+    assert not np.array_equal(np.asarray(first), np.asarray(last))
 
 
 def test_thumbnails_at_every_level(client: Client, store: Any):

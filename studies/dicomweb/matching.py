@@ -255,7 +255,7 @@ def _non_negative(raw: str | None, name: str) -> int:
 def match(key: Key, values: list[str], *, level: str) -> Q:
     """Return the condition for one key; repeated values match if any matches."""
     column = PREFIX[level][key.level] + key.column
-    values = [v.strip() if key.kind is not Kind.PN else v for v in values]
+    values = [v.strip() for v in values]
     if key.kind in (Kind.UID, Kind.CODE, Kind.MODALITIES):
         values = [part.strip() for v in values for part in re.split(r"[,\\]", v)]
     if any(v in ("", "*") for v in values):

@@ -137,17 +137,24 @@ def parse_render_options(request: HttpRequest, *, thumbnail: bool = False) -> Re
 def header_dataset(instance: Instance) -> Dataset:
     """Return the attributes rendering needs, from the index; from the object if it must.
 
-    LUT data larger than the metadata keeps inline is only in the object.
+    Only LUT data too large for the cached metadata sends us to the object
+    (read up to its pixel data); other bulk values are irrelevant here.
     """
-    meta = {tag: el for tag, el in instance.metadata.items() if tag != "7FE00010"}
-    if not _has_bulk(meta):
+    meta = instance.metadata
+    if not any(_has_bulk(meta.get(tag)) for tag in LUT_TAGS):
         try:
-            return Dataset.from_json(meta)
+            return Dataset.from_json(_without_bulk(meta))
         except Exception:  # noqa: S110 - an odd value: the object itself is the authority
             pass
     with local_copy(instance) as source:
         source.seek(0)
         return pydicom.dcmread(source, stop_before_pixels=True)
+
+
+# Modality LUT Sequence, VOI LUT Sequence, palette colour LUT descriptors and data.
+LUT_TAGS = frozenset(
+    {"00283000", "00283010", "00281201", "00281202", "00281203", "00281221", "00281222", "00281223"}
+)
 
 
 def _has_bulk(value: Any) -> bool:
@@ -156,6 +163,18 @@ def _has_bulk(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_bulk(v) for v in value)
     return False
+
+
+def _without_bulk(dataset: dict[str, Any]) -> dict[str, Any]:
+    """Return DICOM JSON without elements whose value is a BulkDataURI, at any depth."""
+    out: dict[str, Any] = {}
+    for tag, element in dataset.items():
+        if not isinstance(element, dict) or "BulkDataURI" in element:
+            continue
+        if element.get("vr") == "SQ" and element.get("Value"):
+            element = {**element, "Value": [_without_bulk(item) for item in element["Value"]]}
+        out[tag] = element
+    return out
 
 
 def _first(value: Any) -> float:
