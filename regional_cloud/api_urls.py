@@ -19,6 +19,7 @@ urlpatterns = [
     path("edge-nodes/<uuid:uuid>/ledger/", EdgeLedgerView.as_view(), name="api-edge-ledger"),
     path("uploads/", include("studies.uploads.api_urls")),
     path("", include("studies.reading_api")),
+    path("", include("referrals.consultation.api_urls")),
     path("", include("referrals.api.urls")),
     path("", include("hospitals.api.urls")),
     path(

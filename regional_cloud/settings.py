@@ -8,6 +8,7 @@ the configuration table in README.md.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -237,3 +238,15 @@ LOGGING = {
 # --- Product knobs ------------------------------------------------------------
 # Demo password shared by every demo account (README lists the accounts).
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo-pass-2026")
+
+# STUN/TURN servers for the consultation room's audio and video: the JSON list an
+# RTCPeerConnection takes, e.g. [{"urls": "turn:turn.example.cn:3478", "username": "u",
+# "credential": "p"}]. Empty: peers on one network only (media is always peer to peer).
+try:
+    WEBRTC_ICE_SERVERS = json.loads(env_str("WEBRTC_ICE_SERVERS", "[]") or "[]")
+except ValueError as _error:
+    raise ImproperlyConfigured(f"WEBRTC_ICE_SERVERS: not valid JSON ({_error})") from None
+if not isinstance(WEBRTC_ICE_SERVERS, list) or not all(
+    isinstance(server, dict) and "urls" in server for server in WEBRTC_ICE_SERVERS
+):
+    raise ImproperlyConfigured('WEBRTC_ICE_SERVERS: expected a JSON list of {"urls": ...} objects')

@@ -16,6 +16,7 @@ urlpatterns = [
     path("upload/", include("studies.upload_urls")),
     path("", include("studies.reading_views")),
     path("", include("referrals.urls")),
+    path("", include("referrals.consultation.urls")),
     path("", include("hospitals.urls")),
     path("dashboard/", include("regional_cloud.dashboard.urls")),
 ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from PIL import Image
 
 from referrals.consultation import signing
+from referrals.consultation.messages import ConsultationError, message_post
 from referrals.consultation.models import (
     Annotation,
     Consultation,
@@ -25,7 +26,6 @@ from referrals.consultation.selectors import (
     visible_consultations,
 )
 from referrals.consultation.services import (
-    ConsultationError,
     consultation_accept,
     consultation_cancel,
     consultation_conclude,
@@ -33,7 +33,6 @@ from referrals.consultation.services import (
     consultation_invite,
     consultation_join,
     consultation_request,
-    message_post,
 )
 from referrals.models import ReferralEvent
 from regional_cloud.models import AuditEvent
@@ -286,7 +285,12 @@ def test_it_stores_an_annotation_with_the_study_and_refuses_other_images(network
             actor=room.specialist,
             client_msg_id="ann-2",
             kind=Kind.ANNOTATION,
-            annotation={"kind": "text", "points": [{"x": 1, "y": 1}], "text": "x", **first_image(other)},
+            annotation={
+                "kind": "text",
+                "points": [{"x": 1, "y": 1}],
+                "text": "x",
+                **first_image(other),
+            },
         )
     assert error.value.code == "foreign_image"
 
@@ -302,7 +306,9 @@ def test_it_lets_only_the_lead_conclude_and_seals_the_conclusion(network):
     assert error.value.code == "not_lead"
 
     c = consultation_conclude(
-        consultation=room.consultation, actor=room.specialist, conclusion="考虑良性结节，建议 6 个月复查"
+        consultation=room.consultation,
+        actor=room.specialist,
+        conclusion="考虑良性结节，建议 6 个月复查",
     )
 
     c.refresh_from_db()
@@ -357,7 +363,9 @@ def test_it_lets_the_requester_cancel_with_a_reason_and_schedules_the_end_of_acc
 
     room.consultation.refresh_from_db()
     assert room.consultation.state == State.CANCELLED
-    grants = StudyGrant.objects.filter(source="consultation", source_ref=str(room.consultation.uuid))
+    grants = StudyGrant.objects.filter(
+        source="consultation", source_ref=str(room.consultation.uuid)
+    )
     assert grants.exists()
     assert all(g.revoke_after is not None for g in grants)
     assert room_participant(room.expert, room.consultation.uuid) is None
@@ -368,9 +376,9 @@ def test_it_writes_the_transitions_into_the_transcript(network):
     consultation_conclude(consultation=room.consultation, actor=room.specialist, conclusion="好")
 
     events = list(
-        ConsultationMessage.objects.filter(
-            consultation=room.consultation, kind=Kind.SYSTEM
-        ).order_by("seq").values_list("payload__event", flat=True)
+        ConsultationMessage.objects.filter(consultation=room.consultation, kind=Kind.SYSTEM)
+        .order_by("seq")
+        .values_list("payload__event", flat=True)
     )
     assert events == ["requested", "accepted", "accepted", "started", "concluded"]
     seqs = list(

@@ -28,7 +28,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from referrals.consultation import services
+from referrals.consultation import messages, services
 from referrals.consultation.events import room_group
 from referrals.consultation.models import ConsultationMessage
 from referrals.consultation.selectors import (
@@ -46,7 +46,7 @@ MAX_SIGNAL_BYTES = 64 * 1024
 
 # Posting runs in the thread pool, each thread with its own database connection,
 # so one room's slow transaction does not hold up the others.
-_post = database_sync_to_async(services.message_post, thread_sensitive=False)
+_post = database_sync_to_async(messages.message_post, thread_sensitive=False)
 _replay = database_sync_to_async(messages_after, thread_sensitive=False)
 
 
@@ -153,7 +153,10 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
             batch = await _replay(self.seat.consultation, after)
             for message in batch:
                 await self.send_json(
-                    {"type": "message", "message": message_out(message, self.seat.consultation.uuid)}
+                    {
+                        "type": "message",
+                        "message": message_out(message, self.seat.consultation.uuid),
+                    }
                 )
                 after = message.seq
             if len(batch) < 500:
@@ -192,7 +195,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
                 kind=kind,
                 **fields,
             )
-        except services.ConsultationError as error:
+        except messages.ConsultationError as error:
             await self.send_json(
                 {
                     "type": "error",
@@ -246,7 +249,12 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         if event["conn"] == self.conn:
             return
         await self.send_json(
-            {"type": "presence", "event": event["event"], "conn": event["conn"], "user": event["user"]}
+            {
+                "type": "presence",
+                "event": event["event"],
+                "conn": event["conn"],
+                "user": event["user"],
+            }
         )
         if event["event"] == "join" and event.get("channel"):
             # Tell the newcomer who is already here, straight to its channel.
@@ -257,7 +265,12 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     async def room_view(self, event: dict[str, Any]) -> None:
         if event["conn"] != self.conn:
             await self.send_json(
-                {"type": "view", "conn": event["conn"], "user": event["user"], "state": event["state"]}
+                {
+                    "type": "view",
+                    "conn": event["conn"],
+                    "user": event["user"],
+                    "state": event["state"],
+                }
             )
 
     async def room_view_request(self, event: dict[str, Any]) -> None:
@@ -265,7 +278,13 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "view_request", "conn": event["conn"]})
 
     async def room_signal(self, event: dict[str, Any]) -> None:
-        if event["to"] == self.conn:
+        # "*": a call starting, told to everyone else in the room.
+        if event["to"] in {self.conn, "*"} and event["conn"] != self.conn:
             await self.send_json(
-                {"type": "signal", "conn": event["conn"], "user": event["user"], "data": event["data"]}
+                {
+                    "type": "signal",
+                    "conn": event["conn"],
+                    "user": event["user"],
+                    "data": event["data"],
+                }
             )

@@ -28,5 +28,8 @@ def push(consultation_uuid: Any, event: dict[str, Any]) -> None:
         if layer is not None:
             async_to_sync(layer.group_send)(room_group(consultation_uuid), event)
     except Exception:
-        logger.warning("live push to consultation %s failed; replay will fill the gap",
-                       consultation_uuid, exc_info=True)
+        logger.warning(
+            "live push to consultation %s failed; replay will fill the gap",
+            consultation_uuid,
+            exc_info=True,
+        )

@@ -219,17 +219,13 @@ class Annotation(models.Model):
     # For a length: the value the author's viewer computed from the pixel spacing.
     value = models.FloatField(null=True, blank=True)
     unit = models.CharField(max_length=8, blank=True)
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["created_at", "pk"]
         indexes = [
-            models.Index(
-                fields=["study_instance_uid", "sop_instance_uid"], name="annotation_image"
-            )
+            models.Index(fields=["study_instance_uid", "sop_instance_uid"], name="annotation_image")
         ]
 
     def __str__(self) -> str:

@@ -3,66 +3,49 @@
 States: requested → scheduled (a consultant accepted) → live (someone joined
 the room) → concluded (the lead signed) | cancelled. Every transition locks
 the row, checks who acts, writes a system message into the room's transcript
-and an audit row, and moves study access with it: a participant who accepts
-gets ``view_study`` on the consultation's studies through
-``study_access_grant(source="consultation")``; concluding or cancelling
-schedules the end of that access.
-
-Messages get their sequence number from ``Consultation.last_seq`` under the
-row's lock, in the same transaction as the row: no gaps, no duplicates, and
-a resend with the same ``client_msg_id`` returns the first row.
+(numbered like every message, see ``messages``) and an audit row, and moves
+study access with it: a participant who accepts gets ``view_study`` on the
+consultation's studies through ``study_access_grant(source="consultation")``;
+concluding or cancelling schedules the end of that access.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, remove_perm
 
 from hospitals.models import Institution, Role
-from hospitals.selectors import active_memberships, user_roles_at
+from hospitals.selectors import active_memberships
 from hospitals.services import institution_role_group
 from referrals.consultation import signing
 from referrals.consultation.events import push
+from referrals.consultation.messages import MAX_TEXT, ConsultationError, next_seq
 from referrals.consultation.models import (
     OPEN_STATES,
-    Annotation,
     Consultation,
     ConsultationMessage,
     Participant,
 )
 from referrals.models import DEFAULT_GRACE_HOURS, Referral, ReferralEvent
-from referrals.rules import ReferralError, policy_for
+from referrals.rules import policy_for
 from regional_cloud.audit import audit
 from regional_cloud.notifications import notify
 from regional_cloud.permissions import filter_by_permission, has_object_permission
 from studies.access import VIEW, study_access_grant, study_access_schedule_revoke
-from studies.archive import get_store
-from studies.models import Instance, Study, StudyGrant
+from studies.models import Study, StudyGrant
 
 State = Consultation.State
 VIEW_CONSULTATION = "referrals.view_consultation"
 DOCTOR_ROLES: frozenset[str] = frozenset({Role.CLINIC_DOCTOR, Role.SPECIALIST})
-MAX_TEXT = 4000
-MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
-PNG_PREFIX = "data:image/png;base64,"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # Called after commit with (consultation, event kind): notifications may register here.
 AFTER_TRANSITION: list[Callable[[Consultation, str], None]] = []
-
-
-class ConsultationError(ReferralError):
-    """A consultation write the rules refuse (400, 403 or 409, with a code)."""
 
 
 # --- requesting and answering -----------------------------------------------------------
@@ -286,195 +269,6 @@ def consultation_conclude(
     )
 
 
-# --- the room ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Posted:
-    message: ConsultationMessage
-    created: bool
-
-
-def message_post(
-    *,
-    consultation: Consultation,
-    actor: Any,
-    client_msg_id: str,
-    kind: str,
-    text: str = "",
-    payload: dict[str, Any] | None = None,
-    snapshot_data_url: str = "",
-    annotation: dict[str, Any] | None = None,
-) -> Posted:
-    """Store one message of the room with the next sequence number; idempotent per client id.
-
-    A text, a snapshot (``snapshot_data_url``: a PNG data URL up to 2 MB, kept
-    in the archive store), an annotation (``annotation``: kind, study, series,
-    sop, frame, points, text, value, unit) or a presenter change. Raise
-    ``ConsultationError`` when the room is closed or the content is refused.
-    """
-    client_msg_id = (client_msg_id or "").strip()[:64]
-    if not client_msg_id:
-        raise ConsultationError(_("A message needs an id."), code="no_client_id")
-    existing = _existing(consultation, client_msg_id, actor)
-    if existing is not None:
-        return Posted(existing, created=False)
-    png = _decode_png(snapshot_data_url) if kind == ConsultationMessage.Kind.SNAPSHOT else b""
-    clean = _check_content(consultation, kind, text, annotation)
-    try:
-        with transaction.atomic():
-            seq = _next_seq(consultation)
-            key = ""
-            if png:
-                key = f"consultation/{consultation.uuid}/{seq}.png"
-                get_store().put(key, io.BytesIO(png), size=len(png), overwrite=True)
-            message = ConsultationMessage.objects.create(
-                consultation=consultation,
-                seq=seq,
-                client_msg_id=client_msg_id,
-                kind=kind,
-                author=actor,
-                text=text.strip()[:MAX_TEXT],
-                payload=payload or clean.get("payload") or {},
-                snapshot_key=key,
-            )
-            if kind == ConsultationMessage.Kind.ANNOTATION:
-                Annotation.objects.create(
-                    consultation=consultation, message=message, author=actor, **clean["fields"]
-                )
-            elif kind == ConsultationMessage.Kind.PRESENTER:
-                Consultation.objects.filter(pk=consultation.pk).update(
-                    presenter=actor if message.payload.get("on") else None
-                )
-    except IntegrityError:
-        # The same client id raced in from another connection; the first one stands.
-        found = _existing(consultation, client_msg_id, actor)
-        if found is None:
-            raise
-        return Posted(found, created=False)
-    return Posted(message, created=True)
-
-
-def _existing(consultation: Consultation, client_msg_id: str, actor: Any) -> Any:
-    found = (
-        ConsultationMessage.objects.filter(consultation=consultation, client_msg_id=client_msg_id)
-        .select_related("annotation")
-        .first()
-    )
-    if found is not None and found.author_id != getattr(actor, "pk", None):
-        raise ConsultationError(_("This message id is taken."), status=409, code="id_taken")
-    return found
-
-
-def _next_seq(consultation: Consultation, *, any_state: bool = False) -> int:
-    """Take the room's next sequence number; the row stays locked until commit.
-
-    One statement: the UPDATE takes the row lock, so concurrent senders of
-    the room queue here and commit in sequence order.
-    """
-    states = [str(s) for s in (State if any_state else OPEN_STATES)]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Consultation._meta.db_table} SET last_seq = last_seq + 1 "  # noqa: S608
-            "WHERE id = %s AND state = ANY(%s) RETURNING last_seq",
-            [consultation.pk, states],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise ConsultationError(
-            _("This consultation is closed."), status=409, code="consultation_closed"
-        )
-    return int(row[0])
-
-
-def _decode_png(data_url: str) -> bytes:
-    if not data_url.startswith(PNG_PREFIX):
-        raise ConsultationError(_("A snapshot must be a PNG image."), code="snapshot_not_png")
-    encoded = data_url[len(PNG_PREFIX) :]
-    if len(encoded) > (MAX_SNAPSHOT_BYTES * 4) // 3 + 4:
-        raise ConsultationError(_("The snapshot is larger than 2 MB."), code="snapshot_too_large")
-    try:
-        png = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise ConsultationError(_("A snapshot must be a PNG image."), code="snapshot_not_png") from (
-            error
-        )
-    if len(png) > MAX_SNAPSHOT_BYTES:
-        raise ConsultationError(_("The snapshot is larger than 2 MB."), code="snapshot_too_large")
-    if not png.startswith(PNG_MAGIC):
-        raise ConsultationError(_("A snapshot must be a PNG image."), code="snapshot_not_png")
-    return png
-
-
-def _check_content(
-    consultation: Consultation, kind: str, text: str, annotation: dict[str, Any] | None
-) -> dict[str, Any]:
-    Kind = ConsultationMessage.Kind
-    if kind == Kind.TEXT and not text.strip():
-        raise ConsultationError(_("The message is empty."), code="empty")
-    if kind == Kind.ANNOTATION:
-        return _check_annotation(consultation, annotation or {})
-    if kind not in {Kind.TEXT, Kind.SNAPSHOT, Kind.PRESENTER}:
-        raise ConsultationError(_("Unknown kind of message."), code="bad_kind")
-    return {}
-
-
-def _check_annotation(consultation: Consultation, data: dict[str, Any]) -> dict[str, Any]:
-    """Validate an annotation: one of the consultation's images, a known shape, sane points."""
-    kind = str(data.get("kind", ""))
-    points_in = data.get("points")
-    need = {"arrow": 2, "length": 2, "text": 1}.get(kind)
-    bad = ConsultationError(_("This annotation is not valid."), code="bad_annotation")
-    if need is None or not isinstance(points_in, list) or len(points_in) != need:
-        raise bad
-    try:
-        points = [{"x": float(p["x"]), "y": float(p["y"])} for p in points_in]
-        frame = int(data.get("frame") or 1)
-        value = None if data.get("value") is None else float(data["value"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise bad from error
-    if any(abs(c) > 1e5 for p in points for c in p.values()) or frame < 1:
-        raise bad
-    note = str(data.get("text") or "").strip()[:500]
-    if kind == "text" and not note:
-        raise bad
-    instance = (
-        Instance.objects.filter(
-            study__in=consultation.studies.all(),
-            study__study_instance_uid=str(data.get("study", "")),
-            series__series_instance_uid=str(data.get("series", "")),
-            sop_instance_uid=str(data.get("sop", "")),
-        )
-        .select_related("study")
-        .first()
-    )
-    if instance is None:
-        raise ConsultationError(
-            _("Annotations go on this consultation's images only."), code="foreign_image"
-        )
-    fields = {
-        "study": instance.study,
-        "study_instance_uid": instance.study.study_instance_uid,
-        "series_instance_uid": str(data["series"]),
-        "sop_instance_uid": instance.sop_instance_uid,
-        "frame_number": frame,
-        "kind": kind,
-        "points": points,
-        "text": note,
-        "value": value,
-        "unit": str(data.get("unit") or "")[:8],
-    }
-    payload = {
-        k: fields[k]
-        for k in ("kind", "points", "text", "value", "unit", "frame_number")
-    } | {
-        "study": fields["study_instance_uid"],
-        "series": fields["series_instance_uid"],
-        "sop": fields["sop_instance_uid"],
-    }
-    return {"fields": fields, "payload": payload}
-
-
 # --- helpers -----------------------------------------------------------------------------
 
 
@@ -588,8 +382,8 @@ def _require_state(consultation: Consultation, allowed: Iterable[str]) -> None:
 def _system(
     consultation: Consultation, actor: Any, event: str, extra: dict[str, Any] | None = None
 ) -> ConsultationMessage:
-    """Write an event into the transcript (with its own sequence number) and push it after commit."""
-    seq = _next_seq(consultation, any_state=True)
+    """Write an event into the transcript (numbered like any message); push it after commit."""
+    seq = next_seq(consultation, any_state=True)
     message = ConsultationMessage.objects.create(
         consultation=consultation,
         seq=seq,

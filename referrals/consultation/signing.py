@@ -60,4 +60,6 @@ def verify(consultation: Any) -> bool:
     if not constant_time_compare(hashlib.sha256(content).hexdigest(), consultation.content_sha256):
         return False
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return any(constant_time_compare(_hmac(content, key), consultation.signature) for key in secrets)
+    return any(
+        constant_time_compare(_hmac(content, key), consultation.signature) for key in secrets
+    )
