@@ -106,8 +106,9 @@ def _ints(values: list[float]) -> list[int]:
     return [round(v) for v in values]
 
 
-def kpi(key: str, label: str, value: Any, unit: str = "") -> dict[str, Any]:
-    return {"key": key, "label": label, "value": value, "unit": unit}
+def kpi(key: str, label: str, value: Any, unit: str = "", kind: str = "") -> dict[str, Any]:
+    """Return one KPI; ``kind`` "count" marks a count of patients' events (suppressed)."""
+    return {"key": key, "label": label, "value": value, "unit": unit, "kind": kind or "figure"}
 
 
 def column(key: str, label: str, kind: str = "count") -> dict[str, str]:
@@ -191,7 +192,7 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     return {
         "section": "volume",
         "kpis": [
-            kpi("studies", _("Studies received"), total_shown),
+            kpi("studies", _("Studies received"), total_shown, kind="count"),
             kpi("instances", _("Images"), instances if is_shown(total_shown) else None),
             kpi("gb_added", _("Storage added"), _gb(added, total_shown), "GB"),
             kpi("gb_stored", _("Storage in use"), stored[-1] if stored else 0, "GB"),
@@ -309,7 +310,7 @@ def turnaround_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     return {
         "section": "turnaround",
         "kpis": [
-            kpi("reports", _("Final reports"), shown_reports),
+            kpi("reports", _("Final reports"), shown_reports, kind="count"),
             kpi(
                 "mean_hours",
                 _("Mean upload-to-report time"),
@@ -322,7 +323,7 @@ def turnaround_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
                 sup.rate(within_day, reports, shown=shown_reports),
                 "%",
             ),
-            kpi("critical", _("Critical results"), sup.cell(critical_n)),
+            kpi("critical", _("Critical results"), sup.cell(critical_n), kind="count"),
             kpi(
                 "critical_seen_minutes",
                 _("Mean time until a critical result was seen"),
@@ -507,9 +508,14 @@ def referrals_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     return {
         "section": "referrals",
         "kpis": [
-            kpi("up", _("Referred up"), _total(sup, up, up_line, link_lines["up"])),
-            kpi("down", _("Referred down"), _total(sup, down, down_line, link_lines["down"])),
-            kpi("accepted", _("Accepted"), sup.cell(accepted)),
+            kpi("up", _("Referred up"), _total(sup, up, up_line, link_lines["up"]), kind="count"),
+            kpi(
+                "down",
+                _("Referred down"),
+                _total(sup, down, down_line, link_lines["down"]),
+                kind="count",
+            ),
+            kpi("accepted", _("Accepted"), sup.cell(accepted), kind="count"),
             kpi("acceptance", _("Acceptance rate"), sup.rate(accepted, decided), "%"),
             kpi(
                 "hours_to_accept",
@@ -590,14 +596,14 @@ def recognition_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     return {
         "section": "recognition",
         "kpis": [
-            kpi("decisions", _("Recognition decisions"), shown_decisions),
+            kpi("decisions", _("Recognition decisions"), shown_decisions, kind="count"),
             kpi(
                 "recognition_rate",
                 _("Recognition rate"),
                 sup.rate(recognized, decisions, shown=shown_decisions),
                 "%",
             ),
-            kpi("repeats", _("Repeat exams"), _total(sup, repeats, repeat_line)),
+            kpi("repeats", _("Repeat exams"), _total(sup, repeats, repeat_line), kind="count"),
             kpi(
                 "repeat_rate",
                 _("Repeat-exam rate"),
@@ -616,6 +622,7 @@ def recognition_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
                 "retrievals",
                 _("Cross-hospital retrievals"),
                 _total(sup, retrieved, retrieval_line),
+                kind="count",
             ),
         ],
         "trend": {
@@ -711,8 +718,17 @@ HEALTH_RANK = {"red": 3, "amber": 2, "green": 1, "off": 0}
 def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     names = _institutions(filters)
     now = timezone.now()
-    volume = volume_section(filters, sup)
-    studies_by_uuid = {row["institution_uuid"]: row for row in volume["tables"][0]["rows"]}
+    counts = dict(
+        _with_modality(
+            _in_range(rollup.DailyStudyVolume.objects, filters).filter(
+                institution_id__in=filters.institution_ids
+            ),
+            filters,
+        )
+        .values("institution_id")
+        .annotate(n=Sum("studies"))
+        .values_list("institution_id", "n")
+    )
     edges: dict[int, list[EdgeNode]] = defaultdict(list)
     for edge in EdgeNode.objects.filter(institution_id__in=filters.institution_ids):
         edges[edge.institution_id].append(edge)
@@ -723,11 +739,15 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
         "off": _("Disabled"),
         "": _("No edge node"),
     }
+    shown_institutions = [
+        names[pk]
+        for pk in sorted(filters.institution_ids, key=lambda pk: _order(names[pk]))
+        if names[pk].tier != Tier.HEALTH_BUREAU
+    ]
+    study_line = _line(sup, [counts.get(i.pk, 0) for i in shown_institutions])
     rows = []
-    for pk in sorted(filters.institution_ids, key=lambda pk: _order(names[pk])):
-        inst = names[pk]
-        if inst.tier == Tier.HEALTH_BUREAU:
-            continue
+    for inst, studies in zip(shown_institutions, study_line.shown, strict=True):
+        pk = inst.pk
         own = edges.get(pk, [])
         health = max((edge_health(e, now) for e in own), key=HEALTH_RANK.__getitem__, default="")
         contacts = [e.last_contact_at for e in own if e.last_contact_at]
@@ -737,7 +757,7 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
                 "institution": institution_label(inst),
                 "institution_uuid": str(inst.uuid),
                 "tier": inst.get_tier_display(),
-                "studies": studies_by_uuid.get(str(inst.uuid), {}).get("studies", 0),
+                "studies": studies,
                 "health": health,
                 "health_label": str(labels[health]),
                 "last_contact": timezone.localtime(last).strftime("%Y-%m-%d %H:%M") if last else "",
@@ -746,15 +766,20 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
             }
         )
     flow = flows(_flow_rows(filters), names, sup)
-    counts = {h: sum(1 for r in rows if r["health"] == h) for h in ("green", "amber", "red")}
+    by_health = {h: sum(1 for r in rows if r["health"] == h) for h in ("green", "amber", "red")}
     return {
         "section": "network",
         "kpis": [
             kpi("institutions", _("Institutions"), len(rows)),
-            kpi("edges_green", _("Edges healthy"), counts["green"]),
-            kpi("edges_amber", _("Edges late or backed up"), counts["amber"]),
-            kpi("edges_red", _("Edges silent"), counts["red"]),
-            volume["kpis"][0],
+            kpi("edges_green", _("Edges healthy"), by_health["green"]),
+            kpi("edges_amber", _("Edges late or backed up"), by_health["amber"]),
+            kpi("edges_red", _("Edges silent"), by_health["red"]),
+            kpi(
+                "studies",
+                _("Studies received"),
+                _total(sup, sum(counts.get(i.pk, 0) for i in shown_institutions), study_line),
+                kind="count",
+            ),
         ],
         "flows": flow,
         "nodes": [
