@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import polib
@@ -77,8 +78,17 @@ def test_it_translates_model_choices_for_hospital_staff() -> None:
 
 # --- Templates: visible text goes through {% translate %} -----------------------------------
 
-# Text a template may show untranslated: punctuation, symbols and numbers only.
-ALLOWED_TEXT = re.compile(r"^[\s·›…—–:/|()\[\]«»“”\"'.,;!?+\-=*#%&0-9]*$")
+
+def shows_no_words(text: str) -> bool:
+    """Return whether ``text`` is only punctuation, symbols (arrows, ×, icons) and numbers.
+
+    Any letter, Latin or Chinese, is a word someone reads and must come from the catalogue.
+    """
+    return all(char.isspace() or unicodedata.category(char)[0] in "PSN" for char in text)
+
+
+# Django never renders what is inside {% comment %} ... {% endcomment %}.
+COMMENT_BLOCK = re.compile(r"{%\s*comment\b.*?%}.*?{%\s*endcomment\s*%}", re.DOTALL)
 TAG = re.compile(r"{%.*?%}|{{.*?}}|{#.*?#}", re.DOTALL)
 BLOCK_TRANSLATE = re.compile(
     r"{%\s*blocktrans(?:late)?\b.*?{%\s*endblocktrans(?:late)?\s*%}", re.DOTALL
@@ -92,16 +102,16 @@ ATTRIBUTE = re.compile(r'\b(?:title|alt|placeholder|aria-label|data-confirm)="([
 def untranslated_text(source: str) -> list[str]:
     """Return pieces of ``source`` a person would read that no translate tag covers."""
     found = []
-    without_blocks = BLOCK_TRANSLATE.sub(" ", source)
+    without_blocks = BLOCK_TRANSLATE.sub(" ", COMMENT_BLOCK.sub(" ", source))
     for value in ATTRIBUTE.findall(without_blocks):
         rest = TAG.sub("", value)
-        if not ALLOWED_TEXT.match(rest):
+        if not shows_no_words(rest):
             found.append(value)
     text = SCRIPT_STYLE.sub(" ", COMMENT.sub(" ", without_blocks))
     text = HTML_TAG.sub("\n", TAG.sub("\n", text))
     for piece in text.split("\n"):
         piece = re.sub(r"&\w+;", "", piece).strip()
-        if piece and not ALLOWED_TEXT.match(piece):
+        if piece and not shows_no_words(piece):
             found.append(piece)
     return found
 
@@ -112,6 +122,9 @@ def test_the_checker_finds_untranslated_text() -> None:
     assert untranslated_text("<p>你好</p>") == ["你好"]
     assert untranslated_text('<p>{% translate "Hello" %} · {{ name }}</p>') == []
     assert untranslated_text("<p>{% blocktranslate %}Hi {{ n }}{% endblocktranslate %}</p>") == []
+    assert untranslated_text("<button>↑</button><span>1×2 · ⟳ 📷</span>") == []
+    assert untranslated_text("<span>15 fps</span>") == ["15 fps"]
+    assert untranslated_text("{% comment %}Include it so.{% endcomment %}<p>Shown</p>") == ["Shown"]
 
 
 @pytest.mark.parametrize(
