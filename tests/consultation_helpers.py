@@ -57,7 +57,7 @@ def make_room(network: dict[str, Any], *, accept: bool = True, live: bool = Fals
 
 
 def first_image(study: Study) -> dict[str, str]:
-    """Return the study/series/sop UIDs of the study's first instance, as an annotation names them."""
+    """Return the UIDs of the study's first image, as an annotation names them."""
     instance = study.instances.select_related("series").order_by("pk").first()
     assert instance is not None
     return {

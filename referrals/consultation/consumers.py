@@ -42,6 +42,7 @@ from referrals.consultation.selectors import (
 logger = logging.getLogger(__name__)
 Kind = ConsultationMessage.Kind
 FORBIDDEN = 4403
+LAYER_AWAY = 4503
 MAX_SIGNAL_BYTES = 64 * 1024
 
 # Posting runs in the thread pool, each thread with its own database connection,
@@ -209,7 +210,13 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         out = message_out(message, self.seat.consultation.uuid)
         await self.send_json({"type": "ack", "client_msg_id": client_msg_id, "seq": message.seq})
         # A resend is pushed again too: the first push may be what the line dropped.
-        await self.room({"type": "room.message", "message": out})
+        try:
+            await self.room({"type": "room.message", "message": out})
+        except Exception:
+            # The layer (Redis) is away: the message is stored and acknowledged; the
+            # others get it by replay. Close, so this browser reconnects too.
+            logger.warning("consultation room %s: channel layer unreachable", self.group)
+            await self.close(code=LAYER_AWAY)
 
     async def on_view(self, content: dict[str, Any]) -> None:
         if self.presenter_id != self.user.pk or not isinstance(content.get("state"), dict):

@@ -108,7 +108,7 @@ def message_post(
 def _existing(consultation: Consultation, client_msg_id: str, actor: Any) -> Any:
     found = (
         ConsultationMessage.objects.filter(consultation=consultation, client_msg_id=client_msg_id)
-        .select_related("annotation")
+        .select_related("author")
         .first()
     )
     if found is not None and found.author_id != getattr(actor, "pk", None):
