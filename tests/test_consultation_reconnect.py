@@ -9,6 +9,7 @@ their first id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import subprocess
@@ -106,10 +107,9 @@ class RoomClient:
 
     async def drop(self) -> None:
         if self.socket is not None:
-            try:
+            # The application may already have died with its layer.
+            with contextlib.suppress(Exception):
                 await self.socket.disconnect(timeout=5)
-            except Exception:  # the application already died with its layer
-                pass
             self.socket = None
 
     async def send(self, client_msg_id: str, text: str) -> None:
