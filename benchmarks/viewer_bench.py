@@ -188,10 +188,29 @@ def open_viewer(page: Any, base: str, study_uid: str) -> dict[str, Any]:
     return timings
 
 
+def settle(base: str, timeout: float = 15.0) -> None:
+    """Wait until the hub has finished what a closed page left queued.
+
+    Django runs synchronous views one at a time per process, so frames a
+    previous page was prefetching would otherwise delay the next cold open.
+    """
+    import urllib.request
+
+    time.sleep(0.5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        with urllib.request.urlopen(f"{base}/static/viewer/strings.js", timeout=10) as answer:  # noqa: S310
+            answer.read()
+        if time.monotonic() - started < 0.03:
+            return
+        time.sleep(0.3)
+
+
 def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, Any] = {"opens": []}
+    results: dict[str, Any] = {"opens": [], "load": [os.getloadavg()[0]]}
     chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -203,12 +222,14 @@ def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> di
             open_viewer(page, base, seeded["study_uid"])
             page.context.close()
             for n in range(opens):
+                settle(base)
                 page = new_page(browser, base, seeded)  # a fresh context: a cold cache
                 timings = open_viewer(page, base, seeded["study_uid"])
                 log(f"open {n + 1}: first image {timings['first']:.0f} ms {timings}")
                 results["opens"].append(timings)
                 page.context.close()
 
+            settle(base)
             page = new_page(browser, base, seeded)
             open_viewer(page, base, seeded["study_uid"])
             loaded = page.evaluate(
@@ -225,6 +246,7 @@ def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> di
             page.context.close()
         finally:
             browser.close()
+    results["load"].append(os.getloadavg()[0])
     return results
 
 
@@ -258,6 +280,8 @@ def summary(results: dict[str, Any], args: argparse.Namespace, seeded: dict[str,
         f"| drawing alone (window/level + draw, back to back) | {raw['perSecond']:.0f} images/s "
         f"({raw['ms'] / max(raw['images'], 1):.1f} ms each) | |",
         "",
+        f"Machine: {os.cpu_count()} cores, load average {results['load'][0]:.1f} → "
+        f"{results['load'][1]:.1f} during the run. "
         f"Ingest of the series for the benchmark: {seeded['ingest_seconds']} s. "
         "Run: `.venv/bin/python benchmarks/viewer_bench.py`.",
     ]

@@ -9,6 +9,8 @@ side, and ultrasound shows in colour.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -94,6 +96,18 @@ def drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> Non
     page.mouse.down()
     page.mouse.move(*end, steps=8)
     page.mouse.up()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_before_flush(live_hub: str, page: Any) -> Iterator[None]:
+    """Stop the viewer's prefetching before the test database is flushed.
+
+    A frame request still running on the live server while the tables are
+    truncated can deadlock the flush.
+    """
+    yield
+    page.goto("about:blank")
+    time.sleep(0.5)
 
 
 @pytest.fixture

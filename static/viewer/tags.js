@@ -98,7 +98,14 @@ export class TagBrowser {
   show(ds) {
     if (ds === this.ds) return;
     this.ds = ds;
-    if (this.open) this.render();
+    // Scrolling changes the image every frame: render at most once per frame.
+    if (this.open && !this.queued) {
+      this.queued = true;
+      requestAnimationFrame(() => {
+        this.queued = false;
+        this.render();
+      });
+    }
   }
 
   render() {

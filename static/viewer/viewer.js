@@ -104,6 +104,7 @@ class Viewer {
     if (sop) {
       try {
         const request = this.client.frame({ study, series, sop, frame: 1 });
+        request.catch(() => null); // its failure is the loader's (or the fallback's) to handle
         const ds = await this.client.instanceMetadata(study, series, sop);
         const image = new ImageRef(ds, 1, Math.max(1, num(ds, "00280008", 1)), study, series);
         this.loader.adopt(image, request);
