@@ -66,6 +66,11 @@ def _context(
         "text": {
             "suppressed": _("hidden: fewer than %(k)s") % {"k": scope.region.min_cell_size},
             "no_data": _("No data for these filters."),
+            "all_hidden": _(
+                "Every count here is below %(k)s and hidden: choose a longer period or a "
+                "weekly or monthly trend."
+            )
+            % {"k": scope.region.min_cell_size},
             "load_error": _("The figures could not be loaded."),
             "up": _("Referred up"),
             "down": _("Referred down"),

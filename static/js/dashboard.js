@@ -64,7 +64,20 @@
 
   function allEmpty(values) { return !values.some(function (v) { return isNumber(v) && v > 0; }); }
 
+  function onlyHidden(series) {
+    var values = [];
+    series.forEach(function (s) { values = values.concat(s.values); });
+    return allEmpty(values) && values.some(suppressed);
+  }
+
   function barLine(instance, title, periods, bars, line) {
+    if (onlyHidden(bars)) {
+      // Every count of the period is below k: say so rather than draw an empty axis.
+      var hint = base(title);
+      hint.graphic = [{ type: "text", left: "center", top: "middle", style: { text: cfg.text.all_hidden, fill: "#5f6b7a", fontSize: 14, fontFamily: fontFamily } }];
+      instance.setOption(hint);
+      return;
+    }
     var option = base(title);
     option.legend = { top: 0, right: 0 };
     option.xAxis = { type: "category", data: periods };
@@ -89,9 +102,8 @@
       type: "sankey", top: 40, bottom: 10, left: 10, right: 120, nodeGap: 10,
       emphasis: { focus: "adjacency" },
       label: { fontFamily: fontFamily, fontSize: 12 },
-      lineStyle: { color: "gradient", opacity: 0.45 },
-      data: Object.keys(names).map(function (n) { return { name: n }; }),
-      links: links
+      data: Object.keys(names).map(function (n, i) { return { name: n, itemStyle: { color: COLORS[i % COLORS.length] } }; }),
+      links: links.map(function (l) { return { source: l.source, target: l.target, value: l.value, lineStyle: { color: "source", opacity: 0.35 } }; })
     }];
     instance.setOption(option);
   }
