@@ -91,6 +91,22 @@ def test_it_counts_studies_by_institution_modality_and_day(activity: Activity, a
     assert data["trend"]["series"][0]["values"] == [per_day.get(p, 0) for p in periods]
 
 
+def test_it_shows_storage_growth_including_what_came_before_the_range(
+    activity: Activity, analyst: Client
+):
+    start = activity.first + timedelta(days=4)
+    data = get(analyst, "volume", **{"from": start.isoformat(), "to": activity.last.isoformat()})
+
+    studies = list(Study.objects.all())
+    periods = [date.fromisoformat(p) for p in data["storage"]["periods"]]
+    expected = [
+        round(sum(s.size_bytes for s in studies if day_of(s.received_at) <= p) / GB, 2)
+        for p in periods
+    ]
+    assert data["storage"]["values"] == expected
+    assert kpis(data)["gb_stored"] == expected[-1]
+
+
 def test_it_puts_a_study_on_its_day_in_the_display_time_zone(activity: Activity, analyst: Client):
     # 00:30 in Shanghai is 16:30 UTC the day before: it belongs to the Shanghai day.
     day = activity.last + timedelta(days=2)

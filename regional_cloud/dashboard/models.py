@@ -230,6 +230,28 @@ class DailyWorkload(DailyRow):
         indexes = [models.Index(fields=["institution", "day"], name="workload_inst_day")]
 
 
+class MonthlyStorage(DailyRow):
+    """Bytes received per month (``day`` is the month's first day), institution and modality.
+
+    Built from DailyStudyVolume after it: "storage in use" at a date is the sum
+    of the months before it plus a few days, not a scan of every day since the start.
+    """
+
+    institution = _institution("+", _("institution"))
+    modality = models.CharField(_("modality"), max_length=16)
+    studies = models.PositiveIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("monthly storage")
+        verbose_name_plural = _("monthly storage")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "institution", "modality"], name="storage_unique_cell"
+            )
+        ]
+
+
 class RollupState(models.Model):
     """When each rollup table was last rebuilt, shown on the dashboard as "data as of"."""
 

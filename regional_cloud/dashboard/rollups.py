@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
 from django.utils import timezone
 
 from hospitals.models import CLINICAL_ROLES, Membership
@@ -296,6 +296,19 @@ def _referral_flow(start: datetime | None) -> QuerySet[Any]:
     )
 
 
+def _monthly_storage(start: datetime | None) -> QuerySet[Any]:
+    days = rollup.DailyStudyVolume.objects.all()
+    if start is not None:
+        days = days.filter(day__gte=start.date().replace(day=1))
+    return (
+        days.order_by()
+        .annotate(month=TruncMonth("day"))
+        .values("month", "institution_id", "modality")
+        .annotate(n=Sum("studies"), b=Sum("bytes"))
+        .values_list("month", "institution_id", "modality", "n", "b")
+    )
+
+
 @dataclass(frozen=True)
 class Table:
     model: type[models.Model]
@@ -304,6 +317,8 @@ class Table:
     source: Callable[[datetime | None], QuerySet[Any]]
     # True when the source yields several rows per cell, to be summed on insert.
     regroup: bool = False
+    # Rows are per month: a refresh from a day rebuilds that day's whole month.
+    monthly: bool = False
 
 
 TABLES: tuple[Table, ...] = (
@@ -312,6 +327,13 @@ TABLES: tuple[Table, ...] = (
         ("day", "institution_id", "modality", "studies", "series", "instances", "bytes"),
         3,
         _volume,
+    ),
+    Table(
+        rollup.MonthlyStorage,
+        ("day", "institution_id", "modality", "studies", "bytes"),
+        3,
+        _monthly_storage,
+        monthly=True,
     ),
     Table(
         rollup.DailyReferralFlow,
@@ -435,6 +457,8 @@ class RefreshResult:
 def refresh_table(table: Table, *, since: date | None) -> RefreshResult:
     """Recompute ``table`` for every day from ``since`` (all days when None)."""
     began = time.monotonic()
+    if since is not None and table.monthly:
+        since = since.replace(day=1)
     start = day_start(since) if since is not None else None
     with transaction.atomic():
         no_jit()

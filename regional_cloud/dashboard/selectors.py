@@ -175,15 +175,20 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     added = sum(row.get("bytes") or 0 for row in by_institution.values())
 
     # Storage growth: everything stored before the range, then each period's additions.
-    before = (
-        _with_modality(
-            rollup.DailyStudyVolume.objects.filter(
-                day__lt=filters.start, institution_id__in=filters.institution_ids
-            ),
-            filters,
-        ).aggregate(b=Sum("bytes"))["b"]
-        or 0
-    )
+    month = filters.start.replace(day=1)
+    months_before = _with_modality(
+        rollup.MonthlyStorage.objects.filter(
+            day__lt=month, institution_id__in=filters.institution_ids
+        ),
+        filters,
+    ).aggregate(b=Sum("bytes"))["b"]
+    days_before = _with_modality(
+        rollup.DailyStudyVolume.objects.filter(
+            day__gte=month, day__lt=filters.start, institution_id__in=filters.institution_ids
+        ),
+        filters,
+    ).aggregate(b=Sum("bytes"))["b"]
+    before = (months_before or 0) + (days_before or 0)
     stored, running = [], float(before)
     for value in trend["bytes"]:
         running += value

@@ -230,15 +230,14 @@
         links.forEach(function (l) { l.lineStyle.width = 1 + 5 * l.value / max; l.lineStyle.opacity = 0.7; });
         var option = base("");
         option.tooltip = { trigger: "item" };
-        option.legend = { top: 0, data: tiers };
         option.series = [{
           type: "graph", layout: "circular", circular: { rotateLabel: true }, roam: true, top: 50, bottom: 40, left: 80, right: 80,
-          categories: tiers.map(function (t) { return { name: t }; }),
           label: { show: true, position: "right", fontFamily: fontFamily, fontSize: 11 },
           edgeSymbol: ["none", "arrow"], edgeSymbolSize: 7,
           lineStyle: { curveness: 0.15 },
           data: data.nodes.map(function (n) {
-            return { name: n.name, category: tiers.indexOf(n.tier), uuid: n.uuid,
+            // colour tells the edge's health, the shape the tier (circle, square, diamond)
+            return { name: n.name, uuid: n.uuid, symbol: ["diamond", "rect", "circle", "circle"][tiers.indexOf(n.tier) % 4],
               symbolSize: 10 + Math.min(30, Math.sqrt(studies[n.name] || 0)),
               itemStyle: { color: HEALTH[n.health] || HEALTH[""], borderColor: "#fff", borderWidth: 1 } };
           }),
