@@ -46,10 +46,12 @@ ERRORS = {
 }
 
 
-class ParticipantOutput(serializers.ModelSerializer[Participant]):
+class ConsultationParticipantOutput(serializers.ModelSerializer[Participant]):
     user = serializers.CharField(source="user.username")
     name = serializers.SerializerMethodField()
     institution = serializers.CharField(source="institution.name")
+    role = serializers.CharField(help_text=", ".join(Participant.Role.values))
+    status = serializers.CharField(help_text=", ".join(Participant.Status.values))
 
     class Meta:
         model = Participant
@@ -65,6 +67,7 @@ class ConsultationOutput(serializers.ModelSerializer[Consultation]):
     institution = serializers.CharField(source="institution.name")
     requested_by = serializers.CharField(source="requested_by.username")
     lead = serializers.CharField(source="lead.username")
+    state = serializers.CharField(help_text=", ".join(Consultation.State.values))
     state_label = serializers.CharField(source="get_state_display")
     concluded_by = serializers.CharField(
         source="concluded_by.username", allow_null=True, default=None
@@ -109,7 +112,7 @@ class ConsultationOutput(serializers.ModelSerializer[Consultation]):
 
 
 class ConsultationDetailOutput(ConsultationOutput):
-    participants = ParticipantOutput(many=True, source="participants_list")
+    participants = ConsultationParticipantOutput(many=True, source="participants_list")
     studies = serializers.ListField(child=serializers.CharField(), source="study_uids")
     actions = serializers.ListField(child=serializers.CharField(), source="caller_actions")
 
@@ -117,7 +120,7 @@ class ConsultationDetailOutput(ConsultationOutput):
         fields = [*ConsultationOutput.Meta.fields, "participants", "studies", "actions"]
 
 
-class RequestInput(serializers.Serializer[Any]):
+class ConsultationRequestInput(serializers.Serializer[Any]):
     referral = serializers.UUIDField(required=False)
     studies = serializers.ListField(
         child=serializers.CharField(max_length=64), default=list, max_length=50
@@ -133,19 +136,19 @@ class RequestInput(serializers.Serializer[Any]):
     scheduled_for = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class ReasonInput(serializers.Serializer[Any]):
+class ConsultationReasonInput(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=200)
 
 
-class ConclusionInput(serializers.Serializer[Any]):
+class ConsultationConclusionInput(serializers.Serializer[Any]):
     conclusion = serializers.CharField(max_length=20000)
 
 
-class MessagesFilter(serializers.Serializer[Any]):
+class ConsultationMessagesFilter(serializers.Serializer[Any]):
     after = serializers.IntegerField(min_value=0, default=0)
 
 
-class MessageOutput(serializers.Serializer[Any]):
+class ConsultationMessageOutput(serializers.Serializer[Any]):
     seq = serializers.IntegerField()
     client_msg_id = serializers.CharField()
     kind = serializers.CharField()
@@ -156,8 +159,9 @@ class MessageOutput(serializers.Serializer[Any]):
     created_at = serializers.CharField()
 
 
-class AnnotationOutput(serializers.ModelSerializer[Annotation]):
+class ConsultationAnnotationOutput(serializers.ModelSerializer[Annotation]):
     author = serializers.CharField(source="author.username")
+    kind = serializers.CharField(help_text=", ".join(Annotation.Kind.values))
 
     class Meta:
         model = Annotation
@@ -211,10 +215,12 @@ class ConsultationListView(_ConsultationView):
         page = self.paginate_queryset(consultations)
         return self.get_paginated_response(ConsultationOutput(page, many=True).data)
 
-    @extend_schema(request=RequestInput, responses={201: ConsultationDetailOutput, **ERRORS})
+    @extend_schema(
+        request=ConsultationRequestInput, responses={201: ConsultationDetailOutput, **ERRORS}
+    )
     def post(self, request: Request) -> Response:
         """Request a consultation on a referral or on studies you may see."""
-        data = validated(RequestInput, request.data)
+        data = validated(ConsultationRequestInput, request.data)
         referral = access_referral(request.user, data["referral"]) if data.get("referral") else None
         uids = list(dict.fromkeys(data["studies"]))
         studies = list(visible_studies(request.user).filter(study_instance_uid__in=uids))
@@ -269,10 +275,10 @@ class _ActView(_ConsultationView):
         elif action == "decline":
             services.consultation_decline(consultation=consultation, actor=user)
         elif action == "cancel":
-            reason = validated(ReasonInput, request.data)["reason"]
+            reason = validated(ConsultationReasonInput, request.data)["reason"]
             services.consultation_cancel(consultation=consultation, actor=user, reason=reason)
         else:
-            text = validated(ConclusionInput, request.data)["conclusion"]
+            text = validated(ConsultationConclusionInput, request.data)["conclusion"]
             services.consultation_conclude(consultation=consultation, actor=user, conclusion=text)
         return Response(_detail(request, access_consultation(user, uuid)))
 
@@ -295,14 +301,14 @@ class ConsultationDeclineView(_ActView):
 
 
 class ConsultationCancelView(_ActView):
-    @extend_schema(request=ReasonInput, responses=ACT_SCHEMA)
+    @extend_schema(request=ConsultationReasonInput, responses=ACT_SCHEMA)
     def post(self, request: Request, uuid: str) -> Response:
         """Cancel an open consultation (the requester or the lead), with a reason."""
         return self.run(request, uuid, "cancel")
 
 
 class ConsultationConcludeView(_ActView):
-    @extend_schema(request=ConclusionInput, responses=ACT_SCHEMA)
+    @extend_schema(request=ConsultationConclusionInput, responses=ACT_SCHEMA)
     def post(self, request: Request, uuid: str) -> Response:
         """Write and sign the conclusion (the lead consultant, while live)."""
         return self.run(request, uuid, "conclude")
@@ -311,23 +317,25 @@ class ConsultationConcludeView(_ActView):
 class ConsultationMessagesView(_ConsultationView):
     @extend_schema(
         parameters=[OpenApiParameter("after", OpenApiTypes.INT)],
-        responses={200: MessageOutput(many=True), 404: DomainErrorOutput},
+        responses={200: ConsultationMessageOutput(many=True), 404: DomainErrorOutput},
     )
     def get(self, request: Request, uuid: str) -> Response:
         """The transcript after sequence number ``after``, in order (at most 500)."""
         consultation = access_consultation(request.user, uuid)
-        after = validated(MessagesFilter, request.query_params)["after"]
+        after = validated(ConsultationMessagesFilter, request.query_params)["after"]
         return Response(
             [message_out(m, consultation.uuid) for m in messages_after(consultation, after)]
         )
 
 
 class ConsultationAnnotationsView(_ConsultationView):
-    @extend_schema(responses={200: AnnotationOutput(many=True), 404: DomainErrorOutput})
+    @extend_schema(responses={200: ConsultationAnnotationOutput(many=True), 404: DomainErrorOutput})
     def get(self, request: Request, uuid: str) -> Response:
         """The shapes drawn on the images in this consultation."""
         consultation = access_consultation(request.user, uuid)
-        return Response(AnnotationOutput(consultation_annotations(consultation), many=True).data)
+        return Response(
+            ConsultationAnnotationOutput(consultation_annotations(consultation), many=True).data
+        )
 
 
 class PatientConsultationsView(_ConsultationView):
