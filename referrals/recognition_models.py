@@ -134,7 +134,7 @@ class QualityStatus(models.Model):
     """A study's quality-control result, set by its origin or a QC reviewer."""
 
     class Status(models.TextChoices):
-        UNKNOWN = "unknown", _("Not assessed")
+        UNKNOWN = "unknown", _("Quality control not assessed")
         PASSED = "passed", _("Quality control passed")
         FAILED = "failed", _("Quality control failed")
 

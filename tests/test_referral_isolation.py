@@ -24,10 +24,12 @@ from django.utils import timezone
 from hospitals.models import Role, Tier
 from referrals.models import RecognitionDecision, Referral
 from referrals.recognition import recognition_decide, recognition_rule_seed
-from referrals.services import referral_complete, referral_submit
+from referrals.services import referral_arrive, referral_complete, referral_submit
 from regional_cloud.permissions import filter_by_permission
 from studies.access import study_access_revoke_due
 from studies.identity import patient_link_by_national_id
+from studies.models import ReadingTask, RoutingRule, StudyGrant
+from studies.reading.routing import route_after_ingest
 from tests.factories import make_institution, make_region, make_user
 from tests.referral_helpers import (
     accepted_referral,
@@ -273,10 +275,24 @@ def _check_searches(client: Client, world: dict[str, Any], who: str) -> None:
     assert metadata.status_code in {403, 404}, who
 
 
+def read_by_the_centre(network: dict[str, Any], study: Any) -> None:
+    """Route the clinic's study as a region that has its imaging centre read clinic films.
+
+    Ingest routes after commit, which a test transaction never reaches: route here,
+    so the county's radiologists hold no reading-pool access to the study.
+    """
+    RoutingRule.objects.create(
+        region=network["region"], origin=network["clinic"], reading_institution=network["centre"]
+    )
+    route_after_ingest([study.study_instance_uid])
+    assert ReadingTask.objects.get(study=study).reading_institution == network["centre"]
+
+
 @pytest.mark.django_db
 def test_before_acceptance_the_receiving_specialist_cannot_open_the_studies(network, file_archive):
     people = make_people(network)
     study = ingest_study(network["clinic"], "100023", patient_name="张^三")
+    read_by_the_centre(network, study)
     referral = up_referral(network, people, study)
     referral_submit(referral=referral, actor=people["doctor"])
     specialist = Client()
@@ -307,13 +323,12 @@ def test_before_acceptance_the_receiving_specialist_cannot_open_the_studies(netw
 def test_after_revocation_access_ends_everywhere(network, file_archive):
     people = make_people(network)
     study = ingest_study(network["clinic"], "100023", patient_name="张^三")
+    read_by_the_centre(network, study)
     referral = accepted_referral(network, people, study)
     specialist = Client()
     specialist.force_login(people["specialist"])
     uid = study.study_instance_uid
     assert specialist.get(f"/dicom-web/studies/{uid}/metadata").status_code == 200
-
-    from referrals.services import referral_arrive
 
     referral_arrive(referral=referral, actor=people["specialist"])
     referral_complete(referral=referral, actor=people["specialist"])
@@ -333,3 +348,24 @@ def test_after_revocation_access_ends_everywhere(network, file_archive):
     assert page.status_code == 200, "the referral itself stays readable to its two sides"
     assert f'data-study-uid="{uid}"' not in page.content.decode()
     assert specialist.get(f"/api/referrals/{referral.uuid}/").json()["studies"] == []
+
+
+@pytest.mark.django_db
+def test_the_reading_pools_own_access_is_a_separate_reason_a_referral_does_not_end(
+    network, file_archive
+):
+    """By default the county reads its clinics' studies; a referral adds and ends only its own."""
+    people = make_people(network)
+    study = ingest_study(network["clinic"], "100023", patient_name="张^三")
+    route_after_ingest([study.study_instance_uid])
+    assert can_view(people["specialist"], study), "the county reads for its clinics"
+    referral = accepted_referral(network, people, study)
+    referral_arrive(referral=referral, actor=people["specialist"])
+    referral_complete(referral=referral, actor=people["specialist"])
+    study_access_revoke_due(now=timezone.now() + dt.timedelta(hours=73))
+
+    referral_grants = StudyGrant.objects.filter(source_ref=str(referral.uuid))
+    assert referral_grants.exists()
+    assert not referral_grants.filter(revoked_at__isnull=True).exists()
+    assert can_view(people["specialist"], study), "the reading assignment still stands"
+    assert not can_view(people["county_doctor"], study)

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
             name='QualityStatus',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('unknown', 'Not assessed'), ('passed', 'Quality control passed'), ('failed', 'Quality control failed')], default='unknown', max_length=16, verbose_name='quality control')),
+                ('status', models.CharField(choices=[('unknown', 'Quality control not assessed'), ('passed', 'Quality control passed'), ('failed', 'Quality control failed')], default='unknown', max_length=16, verbose_name='quality control')),
                 ('set_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('note', models.CharField(blank=True, max_length=200, verbose_name='note')),
                 ('set_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL)),

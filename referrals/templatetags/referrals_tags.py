@@ -6,6 +6,7 @@ from django import template
 from django.utils import timezone
 
 from referrals import display
+from studies.models import Patient
 from studies.reading.display import date_label, patient_age, person_name, sex_label
 
 register = template.Library()
@@ -38,3 +39,10 @@ def age(birth_date: str) -> str:
 def event_label(kind: str) -> str:
     """Return a referral event's kind in words."""
     return display.event_label(kind)
+
+
+@register.filter
+def patient_line(patient: Patient) -> str:
+    """Return "PatientID · sex · age", leaving out what is unknown."""
+    parts = [patient.patient_id, sex_label(patient.patient_sex), age(patient.patient_birth_date)]
+    return " · ".join(p for p in parts if p)

@@ -124,7 +124,7 @@
       el("div", { className: "rp-head" }, [el("strong", { text: labels.title }), verdict]),
       own ? null : el("p", { className: "rp-summary", text: evaluation.summary }),
       own ? null : el("details", { open: "" }, [el("summary", { text: labels.why }), checks]),
-      el("p", { className: "rp-quality rp-muted", text: labels.quality + " · " + state.quality.label }),
+      el("p", { className: "rp-quality rp-muted", "data-quality": state.quality.status, text: state.quality.label }),
       state.can_decide ? form(root, state) : el("p", { className: "rp-muted", text: labels.cannot_decide }),
       decisions(state),
     ]);
