@@ -15,7 +15,7 @@ urlpatterns = [
         for section in SECTIONS
     ),
     path(
-        "<slug:section>/export/<slug:fmt>/",
+        "<str:section>/export/<str:fmt>/",
         DashboardExportView.as_view(),
         name="api-dashboard-export",
     ),
