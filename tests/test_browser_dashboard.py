@@ -100,7 +100,7 @@ def test_it_draws_the_indicators_and_the_network(page: Any, live_hub: str, activ
     page.locator('[data-section="volume"][data-loaded="true"]').wait_for()
     assert "石桥镇卫生院" in page.locator("h1").inner_text()
 
-    page.goto(f"{live_hub}/dashboard/network/{query}")
+    page.goto(f"{live_hub}/dashboard/at-a-glance/{query}")
     page.locator('[data-section="network"][data-loaded="true"]').wait_for()
     page.wait_for_timeout(1500)
     network = {c["chart"]: c["inked"] for c in page.evaluate(INKED_PIXELS)}

@@ -44,7 +44,7 @@ def test_it_shows_the_bureau_the_region_with_filters_and_charts(
     for name in ("from", "to", "institution", "tier", "modality", "granularity"):
         assert f'name="{name}"' in html
     assert activity.network["clinic"].name in html  # a choice of the institution filter
-    assert analyst.get("/dashboard/network/").status_code == 200
+    assert analyst.get("/dashboard/at-a-glance/").status_code == 200
     assert analyst.get("/static/vendor/echarts/echarts.min.js").status_code == 200
     home = analyst.get("/").content.decode()
     assert 'href="/dashboard/"' in home

@@ -209,7 +209,7 @@ def test_no_patient_name_id_or_birth_date_reaches_a_dashboard(activity: Activity
     }
     for who in ("analyst", "county_admin"):
         client = client_for(activity.people[who])
-        bodies = [client.get("/dashboard/", wide), client.get("/dashboard/network/", wide)]
+        bodies = [client.get("/dashboard/", wide), client.get("/dashboard/at-a-glance/", wide)]
         for name in SECTIONS:
             bodies.append(client.get(f"/api/dashboard/{name}/", wide))
             for granularity in ("day", "month"):

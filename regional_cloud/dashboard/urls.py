@@ -6,7 +6,7 @@ from regional_cloud.dashboard import views
 
 urlpatterns = [
     path("", views.dashboard_page, name="dashboard"),
-    path("network/", views.network_page, name="dashboard_network"),
+    path("at-a-glance/", views.network_page, name="dashboard_network"),
     path(
         "institutions/<uuid:institution_uuid>/",
         views.institution_page,
