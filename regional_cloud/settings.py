@@ -142,11 +142,16 @@ CELERY_BEAT_SCHEDULE = {
     "expire-referrals": {"task": "referrals.tasks.expire_referrals", "schedule": 60.0},
     "revoke-due-grants": {"task": "referrals.tasks.revoke_due_grants", "schedule": 300.0},
     "uploads-cleanup": {"task": "studies.uploads.cleanup", "schedule": 3600.0},
+    "reading-expire-claims": {"task": "studies.reading.expire_claims", "schedule": 60.0},
+    "reading-archive-reports": {
+        "task": "studies.reading.archive_pending_reports",
+        "schedule": 60.0,
+    },
     "dashboard-refresh-recent": {"task": "dashboard.refresh_recent", "schedule": 300.0},
     "dashboard-refresh-weeks": {"task": "dashboard.refresh_weeks", "schedule": 86400.0},
 }
 # Task modules autodiscovery does not find (it looks only at <app>.tasks).
-CELERY_IMPORTS = ["studies.uploads.tasks"]
+CELERY_IMPORTS = ["studies.uploads.tasks", "studies.reading.tasks"]
 
 # --- Auth and permissions -----------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -236,6 +241,8 @@ LOGGING = {
 }
 
 # --- Product knobs ------------------------------------------------------------
+# How long a reader's claim on a study holds before others may take it.
+READING_CLAIM_MINUTES = env_int("READING_CLAIM_MINUTES", 30, minimum=1)
 # Demo password shared by every demo account (README lists the accounts).
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "demo-pass-2026")
 

@@ -128,6 +128,9 @@ def requirements(*, need_postgres: bool, need_redis: bool) -> list[Requirement]:
         Requirement(
             "fonts-noto-cjk", lambda: dpkg_installed("fonts-noto-cjk"), "Chinese in screenshots"
         ),
+        Requirement(
+            "poppler-utils", lambda: shutil.which("pdftotext") is not None, "reading report PDFs"
+        ),
     ]
     if need_postgres:
         wanted.insert(
