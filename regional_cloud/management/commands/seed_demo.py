@@ -10,6 +10,7 @@ from referrals.demo import seed_referrals
 from regional_cloud.dashboard.demo import seed_activity
 from regional_cloud.dashboard.rollups import rollup_refresh
 from regional_cloud.demo.network import DEMO_USERS, seed_network
+from regional_cloud.demo.reports import seed_reports
 from regional_cloud.demo.studies import seed_studies
 from studies.reading.templates_seed import seed_report_templates
 
@@ -36,6 +37,7 @@ class Command(BaseCommand):
             return
         imported = seed_studies(log=self.stdout.write)
         self.stdout.write(f"demo studies imported: {imported}")
+        self.stdout.write(f"demo reports signed: {seed_reports()}")
         seed_referrals(log=self.stdout.write)
         simulated = seed_activity(months=options["months"], region_code=region.code)
         self.stdout.write(f"simulated studies for the dashboards: {simulated}")
