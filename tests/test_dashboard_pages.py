@@ -144,3 +144,28 @@ def test_it_exports_what_is_shown_and_audits_the_export(activity: Activity, clie
     event = AuditEvent.objects.get(action="dashboard.export")
     assert event.actor == activity.people["analyst"]
     assert event.detail["format"] == "xlsx"
+
+
+def test_without_a_task_worker_a_stale_dashboard_refreshes_recent_days_on_read(
+    activity: Activity, client_for: Any
+):
+    import random
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from regional_cloud.dashboard.models import RollupState
+    from tests.dashboard_helpers import make_study
+
+    now = timezone.now()
+    make_study(
+        activity, activity.network["clinic"], now - timedelta(minutes=5), "DX", random.Random(2)
+    )
+    today = timezone.localdate().isoformat()
+    analyst = client_for(activity.people["analyst"])
+    assert analyst.get("/api/dashboard/volume/", {"from": today}).json()["kpis"][0]["value"] == 0
+
+    RollupState.objects.update(refreshed_at=now - timedelta(minutes=10))
+    data = analyst.get("/api/dashboard/volume/", {"from": today}).json()
+
+    assert data["kpis"][0]["value"] == "<5"

@@ -7,10 +7,14 @@ tables, suppressed below the region's k (see privacy.py).
 
 from __future__ import annotations
 
+import contextlib
+from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.http import Http404, HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -23,10 +27,11 @@ from hospitals.api.common import IsPerson
 from regional_cloud.audit import audit
 from regional_cloud.dashboard.export import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
 from regional_cloud.dashboard.privacy import Suppressor
-from regional_cloud.dashboard.rollups import last_refreshed, no_jit
+from regional_cloud.dashboard.rollups import last_refreshed, no_jit, refresh_recent
 from regional_cloud.dashboard.scope import FilterError, Filters, dashboard_scope, parse_filters
 from regional_cloud.dashboard.selectors import SECTIONS
 
+STALE_AFTER = timedelta(minutes=5)
 FILTER_PARAMETERS = [
     OpenApiParameter("from", OpenApiTypes.DATE, description="first day (default: 30 days ago)"),
     OpenApiParameter("to", OpenApiTypes.DATE, description="last day, included (default: today)"),
@@ -37,11 +42,25 @@ FILTER_PARAMETERS = [
 ]
 
 
+def refresh_if_no_beat() -> None:
+    """Without a task worker (the embedded demo) refresh recent days on read, at most
+    every few minutes; with one, celery beat keeps the tables current."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    refreshed = last_refreshed()
+    if refreshed is not None and timezone.now() - refreshed < STALE_AFTER:
+        return
+    # A DatabaseError: another request is refreshing the same days; its rows will do.
+    with contextlib.suppress(DatabaseError):
+        refresh_recent(days=2)
+
+
 def section_data(request: Any, section: str, **fixed: Any) -> tuple[dict[str, Any], Filters]:
     """Return one section's data for the request's user and filters."""
     if section not in SECTIONS:
         raise Http404
     scope = dashboard_scope(request.user)
+    refresh_if_no_beat()
     try:
         filters = parse_filters(scope, request.GET, **fixed)
     except FilterError as error:
