@@ -166,3 +166,15 @@ def _user(demo_user: DemoUser) -> Any:
     institution = Institution.objects.get(code=demo_user.institution)
     membership_grant(user=user, institution=institution, role=demo_user.role)
     return user
+
+
+def simulate_edge_heartbeats() -> int:
+    """Report every demo edge as just heard from, as a running agent would (demo only)."""
+    from hospitals.services import edge_node_heartbeat
+
+    edges = EdgeNode.objects.filter(institution__region__code=REGION_CODE, is_active=True)
+    for index, edge in enumerate(edges.order_by("pk")):
+        # One clinic lags behind, so the network view shows what a backlog looks like.
+        backlog, lag = (7, 1500) if edge.institution.code == "longtan-clinic" else (0, index % 5)
+        edge_node_heartbeat(edge_node=edge, backlog=backlog, lag_seconds=lag, version="demo")
+    return edges.count()

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from referrals.demo import seed_referrals
 from regional_cloud.dashboard.demo import seed_activity
 from regional_cloud.dashboard.rollups import rollup_refresh
-from regional_cloud.demo.network import DEMO_USERS, seed_network
+from regional_cloud.demo.network import DEMO_USERS, seed_network, simulate_edge_heartbeats
 from regional_cloud.demo.reports import seed_reports
 from regional_cloud.demo.studies import seed_studies
 from studies.reading.templates_seed import seed_report_templates
@@ -33,6 +33,7 @@ class Command(BaseCommand):
         region = seed_network()
         self.stdout.write(f"demo region {region.code}: {len(DEMO_USERS)} demo accounts")
         seed_report_templates()
+        simulate_edge_heartbeats()
         if options["no_studies"]:
             return
         imported = seed_studies(log=self.stdout.write)
