@@ -24,6 +24,7 @@ const TOOL_KEYS = { w: "window", s: "scroll", z: "zoom", p: "pan", l: "length", 
 const stats = (window.__viewerStats = {
   firstImageMs: null,
   stackMs: null,
+  firstFrameMs: null,
   framesDrawn: 0,
   framesLoaded: 0,
   framesFailed: 0,
@@ -254,6 +255,7 @@ class Viewer {
   frameArrived(image, frame, error) {
     if (error) stats.framesFailed++;
     else stats.framesLoaded++;
+    if (stats.firstFrameMs === null) stats.firstFrameMs = performance.now();
     for (const viewport of this.layout.viewports) {
       const stack = viewport.stack;
       if (!stack || stack.series !== image.series) continue;
