@@ -307,7 +307,10 @@ export class FrameLoader {
 
   pump() {
     while (this.inflight.size < this.concurrency) {
-      const image = this.urgent.pop() || this.nextPrefetch();
+      let image = this.urgent.pop();
+      // Prefetch may have fetched it since it was asked for.
+      while (image && this.known(image.key)) image = this.urgent.pop();
+      image = image || this.nextPrefetch();
       if (!image) return;
       this.fetch(image);
     }
