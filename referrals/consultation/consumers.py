@@ -21,6 +21,7 @@ Client → hub: ``replay``, ``say``, ``snapshot``, ``annotate``, ``present``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -56,6 +57,8 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     group: str = ""
     conn: str = ""
     presenter_id: int | None = None
+    poster: asyncio.Task[None] | None = None
+    outbox: asyncio.Queue[tuple[dict[str, Any], str, dict[str, Any]]]
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -93,6 +96,9 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        if self.poster is not None:
+            # What is not acknowledged yet, the browser sends again under the same id.
+            self.poster.cancel()
         if self.seat is None or not self.group:
             return
         try:
@@ -165,10 +171,10 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "replayed", "last_seq": after})
 
     async def on_say(self, content: dict[str, Any]) -> None:
-        await self.post(content, Kind.TEXT, text=str(content.get("text") or ""))
+        await self.queue(content, Kind.TEXT, text=str(content.get("text") or ""))
 
     async def on_snapshot(self, content: dict[str, Any]) -> None:
-        await self.post(
+        await self.queue(
             content,
             Kind.SNAPSHOT,
             text=str(content.get("text") or ""),
@@ -177,12 +183,33 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_annotate(self, content: dict[str, Any]) -> None:
         annotation = content.get("annotation")
-        await self.post(
+        await self.queue(
             content, Kind.ANNOTATION, annotation=annotation if isinstance(annotation, dict) else {}
         )
 
     async def on_present(self, content: dict[str, Any]) -> None:
-        await self.post(content, Kind.PRESENTER, payload={"on": bool(content.get("on", True))})
+        await self.queue(content, Kind.PRESENTER, payload={"on": bool(content.get("on", True))})
+
+    async def queue(self, content: dict[str, Any], kind: str, **fields: Any) -> None:
+        """Hand a message to this connection's poster, in the order the browser sent them.
+
+        Storing takes a database round trip; the consumer keeps handing the room's
+        messages to the browser meanwhile instead of waiting for it.
+        """
+        if self.poster is None:
+            self.outbox = asyncio.Queue()
+            self.poster = asyncio.create_task(self.post_each())
+        await self.outbox.put((content, kind, fields))
+
+    async def post_each(self) -> None:
+        while True:
+            content, kind, fields = await self.outbox.get()
+            try:
+                await self.post(content, kind, **fields)
+            except Exception:
+                logger.exception("consultation room %s: posting failed", self.group)
+                await self.close(code=LAYER_AWAY)
+                return
 
     async def post(self, content: dict[str, Any], kind: str, **fields: Any) -> None:
         """Store, acknowledge to the sender, then tell the room (in that order)."""
