@@ -14,6 +14,7 @@ EVENT_LABELS = {
     "completed": _("Completed"),
     "cancelled": _("Cancelled"),
     "expired": _("Expired: not answered in time"),
+    "consultation_concluded": _("Consultation concluded"),
 }
 
 
