@@ -126,6 +126,13 @@ def short(text: str, size: int = 200) -> str:
     return " ".join(text.split())[:size]
 
 
+def hub_errors(hub: hubs.HubServer) -> str:
+    """Return the last error lines of the hub's log (a 500 page says nothing)."""
+    lines = hub.log_tail(200_000).splitlines()
+    errors = [line for line in lines if "Error:" in line or "FATAL" in line]
+    return " | ".join(short(line, 160) for line in errors[-2:])
+
+
 def stow_failures(response: requests.Response) -> str:
     """Return the STOW response's status and its distinct failure comments."""
     try:
@@ -208,7 +215,13 @@ def measure_ingest(
             ]
         else:
             jobs = [orthanc_post_job(orthanc, payload) for payload in variant.payloads]
-        elapsed = run_clients(clients, jobs)
+        try:
+            elapsed = run_clients(clients, jobs)
+        except (RuntimeError, ValueError, requests.RequestException) as exc:
+            why = f"{short(str(exc), 120)}; hub log: {hub_errors(hub) or '-'}"
+            results.notes.append(f"ingest {server} {clients}x{per_request}: not measured ({why})")
+            log(f"ingest {server} {clients} client(s), {per_request} per request failed: {why}")
+            continue
         rate = len(variant.payloads) / elapsed
         results.ingest[f"{server}/{clients}/{per_request}"] = rate
         log(
@@ -563,6 +576,13 @@ def main(argv: list[str]) -> int:
             results.notes.append(f"stow: not measured ({exc})")
             log(f"stow: not measured: {exc}")
         series_mb = shared.size_bytes / 1e6
+    except BaseException:
+        # The servers' logs go with the temporary folder: show why before it does.
+        if hub is not None:
+            log(f"the hub's log ends:\n{hub.log_tail(6000)}")
+        if orthanc is not None:
+            log(f"Orthanc's log ends:\n{orthanc.log_tail(2000)}")
+        raise
     finally:
         if hub is not None:
             hub.stop()
