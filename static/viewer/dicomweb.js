@@ -40,12 +40,8 @@ export class DicomWebClient {
     return `${this.seriesUrl(study, series)}/thumbnail`;
   }
 
-  async json(url, signal) {
-    const response = await fetch(url, {
-      headers: { Accept: JSON_ACCEPT },
-      credentials: "same-origin",
-      signal,
-    });
+  async json(url, signal, answer = undefined) {
+    const response = await (answer || fetch(url, { headers: { Accept: JSON_ACCEPT }, credentials: "same-origin", signal }));
     if (!response.ok) throw new HttpError(response.status, url);
     return response.json();
   }
@@ -60,10 +56,10 @@ export class DicomWebClient {
     return this.json(`${this.seriesUrl(study, series)}/metadata`);
   }
 
-  /** WADO-RS: one instance's DICOM JSON (an array of one data set). */
-  async instanceMetadata(study, series, sop) {
-    const answer = await this.json(`${this.instanceUrl(study, series, sop)}/metadata`);
-    return answer[0];
+  /** WADO-RS: one instance's DICOM JSON; `answer`: its response, if already asked for. */
+  async instanceMetadata(study, series, sop, answer = undefined) {
+    const found = await this.json(`${this.instanceUrl(study, series, sop)}/metadata`, undefined, answer);
+    return found[0];
   }
 
   /** QIDO-RS: studies matching `params` (only those the reader may see come back). */
@@ -74,15 +70,12 @@ export class DicomWebClient {
 
   /**
    * WADO-RS: one frame's uncompressed pixel bytes. `expected` (bytes) lets the
-   * multipart body be cut without scanning the pixels for the boundary.
+   * multipart body be cut without scanning the pixels for the boundary;
+   * `answer`: the response, if the frame was already asked for.
    */
-  async frame(image, expected = 0, signal = undefined) {
+  async frame(image, expected = 0, answer = undefined) {
     const url = `${this.instanceUrl(image.study, image.series, image.sop)}/frames/${image.frame}`;
-    const response = await fetch(url, {
-      headers: { Accept: FRAME_ACCEPT },
-      credentials: "same-origin",
-      signal,
-    });
+    const response = await (answer || fetch(url, { headers: { Accept: FRAME_ACCEPT }, credentials: "same-origin" }));
     if (!response.ok) throw new HttpError(response.status, url);
     const body = new Uint8Array(await response.arrayBuffer());
     const boundary = boundaryOf(response.headers.get("Content-Type"));
@@ -93,13 +86,9 @@ export class DicomWebClient {
   }
 
   /** WADO-RS rendered: a PNG of one frame, for what the browser cannot show from raw bytes. */
-  async rendered(image, signal = undefined) {
+  async rendered(image) {
     const url = `${this.instanceUrl(image.study, image.series, image.sop)}/frames/${image.frame}/rendered`;
-    const response = await fetch(url, {
-      headers: { Accept: "image/png" },
-      credentials: "same-origin",
-      signal,
-    });
+    const response = await fetch(url, { headers: { Accept: "image/png" }, credentials: "same-origin" });
     if (!response.ok) throw new HttpError(response.status, url);
     return createImageBitmap(await response.blob());
   }

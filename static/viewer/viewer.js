@@ -104,9 +104,12 @@ class Viewer {
     const viewport = this.layout.active;
     if (sop) {
       try {
-        const request = this.client.frame({ study, series, sop, frame: 1 });
+        // early.js may have asked for both while the modules were loading.
+        const early = window.__viewerEarly || {};
+        window.__viewerStarted = true;
+        const request = this.client.frame({ study, series, sop, frame: 1 }, 0, early.frame);
         request.catch(() => null); // its failure is the loader's (or the fallback's) to handle
-        const ds = await this.client.instanceMetadata(study, series, sop);
+        const ds = await this.client.instanceMetadata(study, series, sop, early.metadata);
         const image = new ImageRef(ds, 1, Math.max(1, num(ds, "00280008", 1)), study, series);
         this.loader.adopt(image, request);
         const preview = new Stack([image], { study, series });
