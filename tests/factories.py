@@ -25,7 +25,11 @@ def make_institution(
     *, region: Region | None = None, tier: str = Tier.TOWNSHIP_CLINIC, **kwargs: Any
 ) -> Institution:
     n = next(_seq)
-    grade = {Tier.TOWNSHIP_CLINIC: "1", Tier.COUNTY_HOSPITAL: "2", Tier.REFERRAL_CENTRE: "3"}
+    grade: dict[str, str] = {
+        Tier.TOWNSHIP_CLINIC: "1",
+        Tier.COUNTY_HOSPITAL: "2",
+        Tier.REFERRAL_CENTRE: "3",
+    }
     return institution_create(
         region=region or make_region(),
         code=kwargs.pop("code", f"inst-{n}"),

@@ -119,7 +119,12 @@ def ensure_installed(*, with_tests: bool) -> None:
 
 
 def compile_translations() -> None:
-    catalogues = sorted(str(p) for p in REPO.glob("locale/*/LC_MESSAGES/*.po"))
+    # The project's catalogue, and any an app keeps of its own (makemessages
+    # writes an app's strings there when the app has a locale/ folder).
+    found = list(REPO.glob("locale/*/LC_MESSAGES/*.po"))
+    for app in APPS:
+        found += (REPO / app).glob("**/locale/*/LC_MESSAGES/*.po")
+    catalogues = sorted(str(p) for p in found)
     if not catalogues:
         say("translations: no .po catalogues yet")
         return
