@@ -268,6 +268,13 @@ async def run_load(
 
     log(f"{len(rooms)} rooms × {participants} people, {rate:g} msg/s per room, {seconds:g} s")
     await asyncio.gather(*(talk(r) for r in range(len(rooms))))
+    # The hub may lag behind: wait (up to two minutes) until every message is acknowledged,
+    # so "lost" below means "stored but never delivered", not "still in the queue".
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        if sum(len(p.acked) for group in people for p in group) >= results.sent:
+            break
+        await asyncio.sleep(0.2)
     await asyncio.sleep(2.0)  # the last messages arrive
     measuring[0] = False
 
@@ -383,6 +390,12 @@ def main() -> int:
                 )
             )
             stored = script("--count-only")
+        except BaseException:
+            if daphne is not None:
+                text = daphne.log_path.read_text(encoding="utf-8", errors="replace")
+                first = max(0, text.find("Traceback"))
+                log("daphne's log, from its first error:\n" + text[first : first + 6000])
+            raise
         finally:
             if daphne is not None:
                 daphne.stop()

@@ -242,7 +242,9 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             # The layer (Redis) is away: the message is stored and acknowledged; the
             # others get it by replay. Close, so this browser reconnects too.
-            logger.warning("consultation room %s: channel layer unreachable", self.group)
+            logger.warning(
+                "consultation room %s: channel layer unreachable", self.group, exc_info=True
+            )
             await self.close(code=LAYER_AWAY)
 
     async def on_view(self, content: dict[str, Any]) -> None:
