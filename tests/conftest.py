@@ -33,6 +33,8 @@ atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 os.environ["DEBUG"] = "0"
 os.environ["VAR_DIR"] = str(_TMP / "var")
+# Tasks run in the test's own process and transaction, with or without Redis.
+os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
 os.environ.setdefault("SECRET_KEY", "tests-only-" + os.urandom(16).hex())
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/regional_cloud")
 os.environ.setdefault("ARCHIVE_URL", f"file://{_TMP / 'archive'}")
