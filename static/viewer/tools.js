@@ -133,7 +133,12 @@ export class MeasureSession {
   }
 }
 
-function label(ctx, lines, x, y, scale) {
+function overlaps(a, b) {
+  return a.left < b.left + b.width && b.left < a.left + a.width && a.top < b.top + b.height && b.top < a.top + a.height;
+}
+
+/** Draw a label box near (x, y), moved down past the labels already `placed`. */
+function label(ctx, lines, x, y, scale, placed) {
   if (!lines || !lines.length) return;
   const size = Math.round(13 * scale);
   ctx.font = `${size}px system-ui, "Noto Sans CJK SC", sans-serif`;
@@ -142,14 +147,20 @@ function label(ctx, lines, x, y, scale) {
   const width = Math.max(...lines.map((line) => ctx.measureText(line).width)) + pad * 2;
   const height = lines.length * (size + 2 * scale) + pad * 2;
   const left = Math.min(Math.max(0, x + 8 * scale), ctx.canvas.width - width);
-  const top = Math.min(Math.max(0, y + 8 * scale), ctx.canvas.height - height);
+  let top = Math.min(Math.max(0, y + 8 * scale), ctx.canvas.height - height);
+  for (let tries = 0; tries < placed.length + 1; tries++) {
+    const clash = placed.find((box) => overlaps(box, { left, top, width, height }));
+    if (!clash) break;
+    top = clash.top + clash.height + 2 * scale;
+  }
+  placed.push({ left, top, width, height });
   ctx.fillStyle = "rgba(0, 0, 0, 0.65)";
   ctx.fillRect(left, top, width, height);
   ctx.fillStyle = "#fff";
   lines.forEach((line, i) => ctx.fillText(line, left + pad, top + pad + i * (size + 2 * scale)));
 }
 
-function drawOne(ctx, matrix, m, colour, scale) {
+function drawOne(ctx, matrix, m, colour, scale, placed) {
   const screen = m.points.map((p) => matrix.transformPoint(new DOMPoint(p.x, p.y)));
   ctx.strokeStyle = colour;
   ctx.lineWidth = 1.5 * scale;
@@ -167,14 +178,15 @@ function drawOne(ctx, matrix, m, colour, scale) {
   ctx.fillStyle = colour;
   if (m.type !== "ellipse") for (const p of screen) ctx.fillRect(p.x - 2 * scale, p.y - 2 * scale, 4 * scale, 4 * scale);
   const anchor = m.type === "ellipse" ? screen.reduce((best, p) => (p.x > best.x ? p : best)) : screen[screen.length - 1];
-  label(ctx, m.labels, anchor.x, anchor.y, scale);
+  label(ctx, m.labels, anchor.x, anchor.y, scale, placed);
 }
 
 /** Draw the image's measurements, and the one being drawn, over the image. */
 export function drawMeasurements(ctx, matrix, measurements, live, scale) {
   ctx.save();
   ctx.setTransform(1, 0, 0, 1, 0, 0);
-  for (const m of measurements || []) drawOne(ctx, matrix, m, LINE, scale);
-  if (live) drawOne(ctx, matrix, live, LIVE, scale);
+  const placed = [];
+  for (const m of measurements || []) drawOne(ctx, matrix, m, LINE, scale, placed);
+  if (live) drawOne(ctx, matrix, live, LIVE, scale, placed);
   ctx.restore();
 }
