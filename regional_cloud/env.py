@@ -98,7 +98,9 @@ def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, obj
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
-        "CONN_MAX_AGE": 60,
+        # Under ASGI each request may run on another thread: a persistent
+        # connection per thread leaks connections until PostgreSQL refuses more.
+        "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,
     }

@@ -7,10 +7,13 @@ so a filter is a join on an indexed column, not a generic string match.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from django.db.models import Model, QuerySet
+from django.contrib.auth.models import Permission
+from django.db.models import Exists, Model, OuterRef, QuerySet
+from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_objects_for_user  # noqa: TID251 - the one allowed use
+from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
 M = TypeVar("M", bound=Model)
 
@@ -24,13 +27,36 @@ def filter_by_permission(queryset: QuerySet[M], user: Any, codename: str) -> Que
     """
     if user is None or not user.is_authenticated or not user.is_active:
         return queryset.none()
-    return get_objects_for_user(
-        user,
-        codename,
-        klass=queryset,
-        accept_global_perms=False,
-        with_superuser=False,
+    model = queryset.model
+    user_table = get_user_obj_perms_model(cast(Any, model))  # takes a class too
+    group_table = get_group_obj_perms_model(cast(Any, model))
+    if user_table is UserObjectPermission or group_table is GroupObjectPermission:
+        # A model without direct tables: guardian's generic (slower) query.
+        return get_objects_for_user(
+            user, codename, klass=queryset, accept_global_perms=False, with_superuser=False
+        )
+    # EXISTS on the direct tables with the permission and the user's groups as
+    # constants: the planner probes an index per object instead of joining every
+    # grant of every visible object (an order of magnitude at 100k studies).
+    permission_id = (
+        Permission.objects.filter(
+            content_type__app_label=model._meta.app_label,
+            content_type__model=model._meta.model_name,
+            codename=codename.rpartition(".")[2],
+        )
+        .values_list("pk", flat=True)
+        .first()
     )
+    if permission_id is None:
+        return queryset.none()
+    group_ids = list(user.groups.values_list("pk", flat=True))
+    by_group = group_table._default_manager.filter(
+        content_object=OuterRef("pk"), permission_id=permission_id, group_id__in=group_ids
+    )
+    by_user = user_table._default_manager.filter(
+        content_object=OuterRef("pk"), permission_id=permission_id, user_id=user.pk
+    )
+    return queryset.filter(Exists(by_group) | Exists(by_user))
 
 
 def has_object_permission(user: Any, codename: str, obj: Model) -> bool:
