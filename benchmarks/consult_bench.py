@@ -205,11 +205,11 @@ async def reader(p: Participant, sent_at: dict[str, float], measuring: list[bool
 
 
 async def run_load(
-    url: str, rooms: list[dict[str, Any]], *, rate: float, seconds: float, participants: int
+    urls: list[str], rooms: list[dict[str, Any]], *, rate: float, seconds: float, participants: int
 ) -> Results:
+    """Run the rooms, room ``r`` on server ``r % len(urls)`` (as a balancer would spread them)."""
     import websockets
 
-    host = urlsplit(url).netloc
     people: list[list[Participant]] = []
     for r, room in enumerate(rooms):
         people.append(
@@ -225,6 +225,7 @@ async def run_load(
     readers = []
 
     async def connect(p: Participant, room: dict[str, Any]) -> None:
+        host = urlsplit(urls[p.room % len(urls)]).netloc
         p.socket = await websockets.connect(
             f"ws://{host}/ws/consultations/{room['uuid']}/",
             origin=f"http://{host}",
@@ -329,6 +330,9 @@ def main() -> int:
     parser.add_argument("--participants", type=int, default=5)
     parser.add_argument("--rate", type=float, default=20.0, help="messages a second per room")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--servers", type=int, default=1, help="daphne processes sharing the rooms (one per core)"
+    )
     parser.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -353,7 +357,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="consult-bench-") as tmp:
         directory = Path(tmp)
         database_url = hubs.create_database(server, name)
-        daphne = None
+        servers: list[Any] = []
         try:
             env = hubs.hub_env(database_url, directory)
             env["REDIS_URL"] = redis_url
@@ -378,11 +382,12 @@ def main() -> int:
             built = script(
                 "--setup-only", "--rooms", str(args.rooms), "--participants", str(args.participants)
             )
-            daphne = hubs.start_daphne(env, directory)
-            log(f"daphne at {daphne.url} (pid {daphne.pid}), Redis {redis_url}")
+            for _ in range(args.servers):
+                servers.append(hubs.start_daphne(env, directory))
+                log(f"daphne at {servers[-1].url} (pid {servers[-1].pid}), Redis {redis_url}")
             results = asyncio.run(
                 run_load(
-                    daphne.url,
+                    [server.url for server in servers],
                     built["rooms"],
                     rate=args.rate,
                     seconds=args.seconds,
@@ -391,18 +396,19 @@ def main() -> int:
             )
             stored = script("--count-only")
         except BaseException:
-            if daphne is not None:
-                text = daphne.log_path.read_text(encoding="utf-8", errors="replace")
+            for hub in servers:
+                text = hub.log_path.read_text(encoding="utf-8", errors="replace")
                 first = max(0, text.find("Traceback"))
                 log("daphne's log, from its first error:\n" + text[first : first + 6000])
             raise
         finally:
-            if daphne is not None:
-                daphne.stop()
+            for hub in servers:
+                hub.stop()
             hubs.drop_database(server, name)
             flush.flushdb()
     lat = results.latencies_ms
     summary = {
+        "servers": args.servers,
         "rooms": args.rooms,
         "participants": args.participants,
         "rate_per_room": args.rate,

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def redis_layer(settings, redis_url: str) -> None:
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [redis_url]},
         }
     }
@@ -194,11 +194,16 @@ def test_it_tells_who_is_here_and_who_left(network, redis_layer):
         welcome_c = await enter(c)
         joined = await next_of(a, "presence")
         assert (joined["event"], joined["user"]["id"]) == ("join", room.expert.pk)
+        # Those already here answer the newcomer ("here"), unless their own "join" was
+        # still on its way when it arrived: either way it learns who is here.
         here = await next_of(c, "presence")
-        assert (here["event"], here["conn"]) == ("here", welcome_a["conn"])
+        assert here["event"] in {"here", "join"}
+        assert here["conn"] == welcome_a["conn"]
         await c.disconnect()
         left = await next_of(a, "presence")
-        assert (left["event"], left["conn"]) == ("leave", welcome_c["conn"])
+        while left["event"] != "leave":  # (an answer to a late "join" may come first)
+            left = await next_of(a, "presence")
+        assert left["conn"] == welcome_c["conn"]
         await a.disconnect()
 
     async_to_sync(scenario)()

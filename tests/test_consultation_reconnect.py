@@ -30,10 +30,12 @@ from tests.fixtures import free_port
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def layer_at(settings: Any, url: str) -> None:
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
-    }
+PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
+LISTS = "channels_redis.core.RedisChannelLayer"
+
+
+def layer_at(settings: Any, url: str, backend: str = PUBSUB) -> None:
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": {"hosts": [url]}}}
 
 
 @pytest.fixture
@@ -301,10 +303,11 @@ def private_redis(tmp_path: Path):
     server.stop()
 
 
+@pytest.mark.parametrize("backend", [PUBSUB, LISTS], ids=["pubsub", "lists"])
 def test_it_loses_nothing_when_redis_goes_away_and_the_server_restarts(
-    network, settings, private_redis
+    network, settings, private_redis, backend
 ):
-    layer_at(settings, private_redis.url)
+    layer_at(settings, private_redis.url, backend)
     room = make_room(network)
     doctor, specialist = session_of(room.doctor), session_of(room.specialist)
 

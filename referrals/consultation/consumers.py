@@ -26,11 +26,13 @@ import logging
 import secrets
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError, close_old_connections
 
 from referrals.consultation import messages, services
-from referrals.consultation.events import room_group
+from referrals.consultation.events import message_event, room_group
 from referrals.consultation.models import ConsultationMessage
 from referrals.consultation.selectors import (
     RoomSeat,
@@ -46,9 +48,24 @@ FORBIDDEN = 4403
 LAYER_AWAY = 4503
 MAX_SIGNAL_BYTES = 64 * 1024
 
-# Posting runs in the thread pool, each thread with its own database connection,
-# so one room's slow transaction does not hold up the others.
-_post = database_sync_to_async(messages.message_post, thread_sensitive=False)
+
+def _post_in_thread(**kwargs: Any) -> messages.Posted:
+    """Post from a pool thread that keeps its database connection between messages.
+
+    ``database_sync_to_async`` would check the connection (a ``SELECT 1``) around
+    every message; here a connection is dropped only after it failed, and the
+    next message opens a new one.
+    """
+    try:
+        return messages.message_post(**kwargs)
+    except DatabaseError:
+        close_old_connections()
+        raise
+
+
+# Posting runs in the event loop's thread pool (ASGI_THREADS sizes it), each thread
+# with its own database connection: one room's slow commit does not hold up the others.
+_post = sync_to_async(_post_in_thread, thread_sensitive=False)
 _replay = database_sync_to_async(messages_after, thread_sensitive=False)
 
 
@@ -238,7 +255,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "ack", "client_msg_id": client_msg_id, "seq": message.seq})
         # A resend is pushed again too: the first push may be what the line dropped.
         try:
-            await self.room({"type": "room.message", "message": out})
+            await self.room(message_event(out))
         except Exception:
             # The layer (Redis) is away: the message is stored and acknowledged; the
             # others get it by replay. Close, so this browser reconnects too.
@@ -266,15 +283,12 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     # --- from the room (channel layer events) ------------------------------------------------
 
     async def room_message(self, event: dict[str, Any]) -> None:
-        message = event["message"]
-        if message["kind"] == Kind.PRESENTER:
-            on = bool(message["payload"].get("on"))
-            author = message["author"]["id"] if message["author"] else None
-            if on:
-                self.presenter_id = author
-            elif self.presenter_id == author:
+        if event["kind"] == Kind.PRESENTER:
+            if event["on"]:
+                self.presenter_id = event["author"]
+            elif self.presenter_id == event["author"]:
                 self.presenter_id = None
-        await self.send_json({"type": "message", "message": message})
+        await self.send(text_data=event["frame"])
 
     async def room_state(self, event: dict[str, Any]) -> None:
         if event["state"] in {"concluded", "cancelled"}:

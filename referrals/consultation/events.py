@@ -7,6 +7,7 @@ asking for a replay from their last sequence number.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -33,3 +34,19 @@ def push(consultation_uuid: Any, event: dict[str, Any]) -> None:
             consultation_uuid,
             exc_info=True,
         )
+
+
+def message_event(message: dict[str, Any]) -> dict[str, Any]:
+    """Return the room event of one stored message, its browser frame encoded once.
+
+    Every connection of the room sends the same text, so it is serialized here
+    rather than once per recipient; the consumer reads only the presenter fields.
+    """
+    payload = message.get("payload") or {}
+    return {
+        "type": "room.message",
+        "frame": json.dumps({"type": "message", "message": message}, ensure_ascii=False),
+        "kind": message["kind"],
+        "author": message["author"]["id"] if message.get("author") else None,
+        "on": bool(payload.get("on")),
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -120,8 +121,11 @@ def _post_text(consultation: Consultation, actor: Any, client_msg_id: str, text:
         raise ConsultationError(_("The message is empty."), code="empty")
     now = timezone.now()
     rooms, messages = Consultation._meta.db_table, ConsultationMessage._meta.db_table
+    # One statement is one transaction in autocommit mode; inside a caller's
+    # transaction a savepoint keeps a refused resend from breaking it.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with guard, connection.cursor() as cursor:
             cursor.execute(
                 f"WITH taken AS (UPDATE {rooms} SET last_seq = last_seq + 1 "  # noqa: S608
                 "WHERE id = %s AND state = ANY(%s) RETURNING last_seq) "

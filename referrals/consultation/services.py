@@ -24,7 +24,7 @@ from hospitals.models import Institution, Role
 from hospitals.selectors import active_memberships
 from hospitals.services import institution_role_group
 from referrals.consultation import signing
-from referrals.consultation.events import push
+from referrals.consultation.events import message_event, push
 from referrals.consultation.messages import MAX_TEXT, ConsultationError, next_seq
 from referrals.consultation.models import (
     OPEN_STATES,
@@ -399,7 +399,7 @@ def _system(
         from referrals.consultation.selectors import message_out
 
         stored = ConsultationMessage.objects.select_related("author").get(pk=pk)
-        push(uuid, {"type": "room.message", "message": message_out(stored, uuid)})
+        push(uuid, message_event(message_out(stored, uuid)))
 
     transaction.on_commit(_push)
     return message
