@@ -27,6 +27,7 @@ import secrets
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError, close_old_connections
@@ -76,6 +77,20 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     presenter_id: int | None = None
     poster: asyncio.Task[None] | None = None
     outbox: asyncio.Queue[tuple[dict[str, Any], str, dict[str, Any]]]
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Hand a message to its handler, without channels' connection sweep per message.
+
+        ``AsyncConsumer.dispatch`` first runs ``close_old_connections`` through the one
+        thread-sensitive thread, for every frame and every room event: with hundreds of
+        sockets that thread becomes the queue every message waits in. Every database
+        call here already looks after its connection (``database_sync_to_async``, the
+        posting threads), so the sweep is skipped.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- lifecycle -----------------------------------------------------------------
 
