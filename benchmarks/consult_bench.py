@@ -209,6 +209,7 @@ async def run_load(
 ) -> Results:
     """Run the rooms, room ``r`` on server ``r % len(urls)`` (as a balancer would spread them)."""
     import websockets
+    from websockets.typing import Origin
 
     people: list[list[Participant]] = []
     for r, room in enumerate(rooms):
@@ -228,7 +229,7 @@ async def run_load(
         host = urlsplit(urls[p.room % len(urls)]).netloc
         p.socket = await websockets.connect(
             f"ws://{host}/ws/consultations/{room['uuid']}/",
-            origin=f"http://{host}",
+            origin=Origin(f"http://{host}"),
             additional_headers={"Cookie": f"sessionid={p.session}"},
             max_size=8 * 1024 * 1024,
             open_timeout=60,

@@ -53,9 +53,10 @@ MAX_SIGNAL_BYTES = 64 * 1024
 def _post_in_thread(**kwargs: Any) -> messages.Posted:
     """Post from a pool thread that keeps its database connection between messages.
 
-    ``database_sync_to_async`` would check the connection (a ``SELECT 1``) around
-    every message; here a connection is dropped only after it failed, and the
-    next message opens a new one.
+    ``database_sync_to_async`` would check (and, with CONN_MAX_AGE 0, close and
+    reopen) the connection around every message; here each thread of the pool —
+    a fixed number per process, ASGI_THREADS or the CPU count + 4 — keeps one
+    connection, dropped only after it failed (the next message opens a new one).
     """
     try:
         return messages.message_post(**kwargs)
