@@ -124,14 +124,14 @@ if REDIS_URL:
     parse_redis_url(REDIS_URL)
     CHANNEL_LAYERS = {
         "default": {
-            # Pub/sub: a group message is published once and each server process hands it
-            # to its own sockets; the list-based layer pays a Redis round trip per socket,
-            # which caps a busy server's fan-out (see benchmarks/consult_bench.py). Live
-            # pushes are best effort either way: what must not be lost is in the database.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            # redis-py's pool stops at 100 connections and then raises; a burst in many
-            # consultation rooms at once needs more (Redis allows 10000 clients).
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
+            # The list-based layer: it works from synchronous code on any thread
+            # (on_commit pushes, tasks). The pub/sub layer fans out faster at high
+            # message rates (benchmarks/consult_bench.py) but broke live worklist
+            # pushes sent with async_to_sync from worker threads; revisit with the
+            # consultation throughput work. Live pushes are best effort either way:
+            # what must not be lost is in the database.
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
         }
     }
 else:
