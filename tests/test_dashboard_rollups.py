@@ -266,7 +266,7 @@ def test_it_refreshes_only_the_days_asked_and_gives_the_same_rows_twice(activity
     make_study(activity, activity.network["other_clinic"], local(old_day, 9), "MR", _rng())
     rollup_refresh(since=activity.last)
     cell = DailyStudyVolume.objects.filter(
-        day=old_day, institution=activity.network["other_clinic"], modality="MR"
+        span="day", day=old_day, institution=activity.network["other_clinic"], modality="MR"
     )
     assert (
         sum(cell.values_list("studies", flat=True))

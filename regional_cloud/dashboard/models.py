@@ -6,6 +6,15 @@ calendar days in ``settings.TIME_ZONE``. Rows carry counts and sums, never a
 patient reference; the ``reader`` of ``DailyWorkload`` is a specialist (staff),
 not a patient. Every row can be rebuilt at any time (``rollup_refresh``).
 
+Each ``Daily*`` table also holds coarser rows: the sums of whole ISO weeks
+(``span`` "week", ``day`` their Monday) and whole calendar months (``span``
+"month", ``day`` their first day), built from the day rows after them. At a
+million studies the day rows hardly compress the index (a region of 100
+institutions and six modalities fills most of its 600 cells every day), so a
+year read from day rows would sum some 200,000 rows per query; read as eleven
+months and a few weeks and days at its edges (``selectors/common.py``) it sums
+a tenth of that.
+
 Each event is counted on the day it happened: a referral submitted on Monday
 and accepted on Wednesday adds to Monday's ``submitted`` and to Wednesday's
 ``accepted``. That is what lets a refresh of recent days keep the tables exact.
@@ -34,6 +43,25 @@ class DailyRow(models.Model):
         return f"{type(self).__name__} {self.day}"
 
 
+class Span(models.TextChoices):
+    DAY = "day", _("day")
+    WEEK = "week", _("week")
+    MONTH = "month", _("month")
+
+
+class SpannedRow(DailyRow):
+    """A rollup row summing one day, or one whole week or month (``day`` is its first day)."""
+
+    # A database default: the day rows are written by INSERT … SELECT without this column.
+    span = models.CharField(_("span"), max_length=5, choices=Span.choices, db_default=Span.DAY)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.span} {self.day}"
+
+
 def _institution(related: str, verbose: Any) -> models.ForeignKey[Institution, Institution]:
     # No database constraint: rollups are derived data, rebuilt wholesale, and must
     # never stand in the way of the index (nor slow its deletes with checks).
@@ -46,7 +74,7 @@ def _institution(related: str, verbose: Any) -> models.ForeignKey[Institution, I
     )
 
 
-class DailyStudyVolume(DailyRow):
+class DailyStudyVolume(SpannedRow):
     """Studies received per day, origin institution and modality, with their size."""
 
     institution = _institution("+", _("institution"))
@@ -62,13 +90,13 @@ class DailyStudyVolume(DailyRow):
         verbose_name_plural = _("daily study volumes")
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "institution", "modality"], name="volume_unique_cell"
+                fields=["span", "day", "institution", "modality"], name="volume_unique_cell"
             )
         ]
-        indexes = [models.Index(fields=["institution", "day"], name="volume_inst_day")]
+        indexes = [models.Index(fields=["institution", "span", "day"], name="volume_inst_span")]
 
 
-class DailyReferralFlow(DailyRow):
+class DailyReferralFlow(SpannedRow):
     """Referrals from one institution to another per day, each event on its own day."""
 
     from_institution = _institution("+", _("from"))
@@ -86,17 +114,17 @@ class DailyReferralFlow(DailyRow):
         verbose_name_plural = _("daily referral flows")
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "from_institution", "to_institution", "direction"],
+                fields=["span", "day", "from_institution", "to_institution", "direction"],
                 name="flow_unique_cell",
             )
         ]
         indexes = [
-            models.Index(fields=["from_institution", "day"], name="flow_from_day"),
-            models.Index(fields=["to_institution", "day"], name="flow_to_day"),
+            models.Index(fields=["from_institution", "span", "day"], name="flow_from_span"),
+            models.Index(fields=["to_institution", "span", "day"], name="flow_to_span"),
         ]
 
 
-class DailyTurnaround(DailyRow):
+class DailyTurnaround(SpannedRow):
     """Final reports signed per day: study received → report signed, in minutes."""
 
     origin = _institution("+", _("origin"))
@@ -114,17 +142,19 @@ class DailyTurnaround(DailyRow):
         verbose_name_plural = _("daily turnarounds")
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "origin", "reading_institution", "modality"],
+                fields=["span", "day", "origin", "reading_institution", "modality"],
                 name="turnaround_unique_cell",
             )
         ]
         indexes = [
-            models.Index(fields=["origin", "day"], name="turnaround_origin_day"),
-            models.Index(fields=["reading_institution", "day"], name="turnaround_reader_day"),
+            models.Index(fields=["origin", "span", "day"], name="turnaround_origin_span"),
+            models.Index(
+                fields=["reading_institution", "span", "day"], name="turnaround_reader_span"
+            ),
         ]
 
 
-class DailyCritical(DailyRow):
+class DailyCritical(SpannedRow):
     """Critical results (危急值) per day of signing, and how soon the requester saw them."""
 
     origin = _institution("+", _("origin"))
@@ -141,17 +171,19 @@ class DailyCritical(DailyRow):
         verbose_name_plural = _("daily critical results")
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "origin", "reading_institution", "modality"],
+                fields=["span", "day", "origin", "reading_institution", "modality"],
                 name="critical_unique_cell",
             )
         ]
         indexes = [
-            models.Index(fields=["origin", "day"], name="critical_origin_day"),
-            models.Index(fields=["reading_institution", "day"], name="critical_reader_day"),
+            models.Index(fields=["origin", "span", "day"], name="critical_origin_span"),
+            models.Index(
+                fields=["reading_institution", "span", "day"], name="critical_reader_span"
+            ),
         ]
 
 
-class DailyRecognition(DailyRow):
+class DailyRecognition(SpannedRow):
     """Recognition decisions (互认 / 不互认) per day, deciding institution and study origin."""
 
     institution = _institution("+", _("deciding institution"))
@@ -168,17 +200,17 @@ class DailyRecognition(DailyRow):
         verbose_name_plural = _("daily recognition")
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "institution", "origin", "modality"],
+                fields=["span", "day", "institution", "origin", "modality"],
                 name="recognition_unique_cell",
             )
         ]
         indexes = [
-            models.Index(fields=["institution", "day"], name="recognition_inst_day"),
-            models.Index(fields=["origin", "day"], name="recognition_origin_day"),
+            models.Index(fields=["institution", "span", "day"], name="recognition_inst_span"),
+            models.Index(fields=["origin", "span", "day"], name="recognition_origin_span"),
         ]
 
 
-class DailyRetrievals(DailyRow):
+class DailyRetrievals(SpannedRow):
     """Reads of a study by people of another institution than its origin, per day.
 
     Counted from the audit trail (study.view, study.retrieve, study.metadata):
@@ -196,16 +228,19 @@ class DailyRetrievals(DailyRow):
         verbose_name_plural = _("daily cross-hospital retrievals")
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "origin", "reader_institution"], name="retrievals_unique_cell"
+                fields=["span", "day", "origin", "reader_institution"],
+                name="retrievals_unique_cell",
             )
         ]
         indexes = [
-            models.Index(fields=["origin", "day"], name="retrievals_origin_day"),
-            models.Index(fields=["reader_institution", "day"], name="retrievals_reader_day"),
+            models.Index(fields=["origin", "span", "day"], name="retrievals_origin_span"),
+            models.Index(
+                fields=["reader_institution", "span", "day"], name="retrievals_reader_span"
+            ),
         ]
 
 
-class DailyWorkload(DailyRow):
+class DailyWorkload(SpannedRow):
     """Final reports signed per day by one specialist at one reading institution."""
 
     reader = models.ForeignKey(
@@ -224,10 +259,11 @@ class DailyWorkload(DailyRow):
         verbose_name_plural = _("daily reading workload")
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "reader", "institution", "modality"], name="workload_unique_cell"
+                fields=["span", "day", "reader", "institution", "modality"],
+                name="workload_unique_cell",
             )
         ]
-        indexes = [models.Index(fields=["institution", "day"], name="workload_inst_day")]
+        indexes = [models.Index(fields=["institution", "span", "day"], name="workload_inst_span")]
 
 
 class MonthlyStorage(DailyRow):

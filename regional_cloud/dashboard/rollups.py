@@ -32,6 +32,7 @@ from django.utils import timezone
 from hospitals.models import CLINICAL_ROLES, Membership
 from referrals.models import RecognitionDecision, Referral
 from regional_cloud.dashboard import models as rollup
+from regional_cloud.dashboard.spans import build_coarse_rows, is_spanned
 from regional_cloud.models import AuditEvent
 from studies.models import Report, Series, Study
 
@@ -297,7 +298,7 @@ def _referral_flow(start: datetime | None) -> QuerySet[Any]:
 
 
 def _monthly_storage(start: datetime | None) -> QuerySet[Any]:
-    days = rollup.DailyStudyVolume.objects.all()
+    days = rollup.DailyStudyVolume.objects.filter(span=rollup.Span.DAY)
     if start is not None:
         days = days.filter(day__gte=start.date().replace(day=1))
     return (
@@ -465,12 +466,16 @@ def refresh_table(table: Table, *, since: date | None) -> RefreshResult:
         existing = table.model._default_manager.all()
         if since is not None:
             existing = existing.filter(day__gte=since)
+            if is_spanned(table.model):
+                existing = existing.filter(span=rollup.Span.DAY)
         # No cascades and no signals: derived rows go in one DELETE.
         existing._raw_delete(existing.db)
         sql, params = _insert_sql(table, start)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = max(cursor.rowcount, 0)
+        if is_spanned(table.model):
+            rows += build_coarse_rows(table.model, since=since)
         seconds = time.monotonic() - began
         rollup.RollupState.objects.update_or_create(
             table=table.model._meta.db_table,

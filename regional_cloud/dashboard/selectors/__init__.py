@@ -35,8 +35,11 @@ SECTIONS = {
 
 def modalities(filters: Filters) -> list[str]:
     """Return the modalities seen in the region, for the filter's choices."""
+    # The month rows hold every modality the day rows do, in a thirtieth of the rows.
     return list(
-        rollup.DailyStudyVolume.objects.filter(institution_id__in=filters.institution_ids)
+        rollup.DailyStudyVolume.objects.filter(
+            span=rollup.Span.MONTH, institution_id__in=filters.institution_ids
+        )
         .values_list("modality", flat=True)
         .distinct()
         .order_by("modality")

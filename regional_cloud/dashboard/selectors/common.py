@@ -13,6 +13,7 @@ from django.utils import translation
 from hospitals.models import Institution, Tier
 from regional_cloud.dashboard.privacy import Suppressor, is_shown
 from regional_cloud.dashboard.scope import Filters
+from regional_cloud.dashboard.spans import covering
 
 GB = 1024**3
 
@@ -39,7 +40,13 @@ def _institutions(filters: Filters) -> dict[int, Institution]:
 
 
 def _in_range(queryset: Any, filters: Filters) -> QuerySet[Any]:
-    return queryset.filter(day__gte=filters.start, day__lte=filters.end)
+    """Rows covering the range once, as coarse as they come: for totals and breakdowns."""
+    return queryset.filter(covering(filters.start, filters.end))
+
+
+def _in_periods(queryset: Any, filters: Filters) -> QuerySet[Any]:
+    """Rows covering the range once, none crossing a trend period: for ``values("day")``."""
+    return queryset.filter(covering(filters.start, filters.end, filters.granularity))
 
 
 def _either(filters: Filters, *fields: str) -> Q:

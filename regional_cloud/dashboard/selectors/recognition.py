@@ -13,6 +13,7 @@ from regional_cloud.dashboard.scope import Filters
 from regional_cloud.dashboard.selectors.common import (
     _by_period,
     _either,
+    _in_periods,
     _in_range,
     _institutions,
     _ints,
@@ -30,12 +31,11 @@ from regional_cloud.dashboard.selectors.common import (
 
 def recognition_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     names = _institutions(filters)
-    base = _with_modality(
-        _in_range(rollup.DailyRecognition.objects, filters).filter(
-            _either(filters, "institution_id", "origin_id")
-        ),
+    rows = _with_modality(
+        rollup.DailyRecognition.objects.filter(_either(filters, "institution_id", "origin_id")),
         filters,
     )
+    base = _in_range(rows, filters)
     by_institution = list(
         base.values("institution_id")
         .annotate(
@@ -53,7 +53,9 @@ def recognition_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     decision_line = _line(sup, [r["decisions"] for r in by_institution])
     repeat_line = _line(sup, [r["repeats"] for r in by_institution])
     days = list(
-        base.values("day").annotate(decisions=Sum("decisions"), recognized=Sum("recognized"))
+        _in_periods(rows, filters)
+        .values("day")
+        .annotate(decisions=Sum("decisions"), recognized=Sum("recognized"))
     )
     trend = _by_period(days, filters, "decisions", "recognized")
     trend_line = _line(sup, _ints(trend["decisions"]))

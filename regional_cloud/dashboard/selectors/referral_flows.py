@@ -14,6 +14,7 @@ from regional_cloud.dashboard.scope import Filters
 from regional_cloud.dashboard.selectors.common import (
     _by_period,
     _either,
+    _in_periods,
     _in_range,
     _institutions,
     _ints,
@@ -74,7 +75,7 @@ def referrals_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     minutes = sum(r["minutes"] or 0 for r in rows)
 
     days = list(
-        _in_range(rollup.DailyReferralFlow.objects, filters)
+        _in_periods(rollup.DailyReferralFlow.objects, filters)
         .filter(_either(filters, "from_institution_id", "to_institution_id"))
         .values("day", "direction")
         .annotate(submitted=Sum("submitted"))

@@ -14,6 +14,7 @@ from regional_cloud.dashboard.scope import Filters
 from regional_cloud.dashboard.selectors.common import (
     _by_period,
     _either,
+    _in_periods,
     _in_range,
     _institutions,
     _ints,
@@ -31,12 +32,13 @@ from regional_cloud.dashboard.selectors.common import (
 
 def turnaround_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     names = _institutions(filters)
-    base = _with_modality(
-        _in_range(rollup.DailyTurnaround.objects, filters).filter(
+    rows = _with_modality(
+        rollup.DailyTurnaround.objects.filter(
             _either(filters, "origin_id", "reading_institution_id")
         ),
         filters,
     )
+    base = _in_range(rows, filters)
     totals = base.aggregate(
         reports=Sum("reports"),
         minutes=Sum("minutes_sum"),
@@ -48,7 +50,11 @@ def turnaround_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     reports = totals["reports"] or 0
     buckets = [totals["h1"] or 0, totals["h4"] or 0, totals["h24"] or 0, totals["over"] or 0]
     bucket_line = _line(sup, buckets)
-    days = list(base.values("day").annotate(reports=Sum("reports"), minutes=Sum("minutes_sum")))
+    days = list(
+        _in_periods(rows, filters)
+        .values("day")
+        .annotate(reports=Sum("reports"), minutes=Sum("minutes_sum"))
+    )
     trend = _by_period(days, filters, "reports", "minutes")
     trend_line = _line(sup, _ints(trend["reports"]))
     by_origin = list(

@@ -15,6 +15,7 @@ from regional_cloud.dashboard.selectors.common import (
     GB,
     _by_period,
     _gb,
+    _in_periods,
     _in_range,
     _institutions,
     _ints,
@@ -33,13 +34,16 @@ from regional_cloud.dashboard.selectors.common import (
 
 def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     names = _institutions(filters)
-    base = _with_modality(
-        _in_range(rollup.DailyStudyVolume.objects, filters).filter(
-            institution_id__in=filters.institution_ids
-        ),
+    rows = _with_modality(
+        rollup.DailyStudyVolume.objects.filter(institution_id__in=filters.institution_ids),
         filters,
     )
-    days = list(base.values("day").annotate(studies=Sum("studies"), bytes=Sum("bytes")))
+    base = _in_range(rows, filters)
+    days = list(
+        _in_periods(rows, filters)
+        .values("day")
+        .annotate(studies=Sum("studies"), bytes=Sum("bytes"))
+    )
     trend = _by_period(days, filters, "studies", "bytes")
     by_institution = {
         row["institution_id"]: row
@@ -76,7 +80,10 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     ).aggregate(b=Sum("bytes"))["b"]
     days_before = _with_modality(
         rollup.DailyStudyVolume.objects.filter(
-            day__gte=month, day__lt=filters.start, institution_id__in=filters.institution_ids
+            span=rollup.Span.DAY,
+            day__gte=month,
+            day__lt=filters.start,
+            institution_id__in=filters.institution_ids,
         ),
         filters,
     ).aggregate(b=Sum("bytes"))["b"]
