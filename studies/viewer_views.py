@@ -24,6 +24,7 @@ from django.views.decorators.http import require_safe
 
 from regional_cloud.audit import audit
 from regional_cloud.permissions import filter_by_permission
+from studies.dicomweb.read_audit import opening_started
 from studies.models import Instance, Study
 
 VIEW_STUDY = "studies.view_study"
@@ -141,6 +142,8 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
         request=request,
         detail={"via": "viewer"},
     )
+    # A new opening: its first image reads are audited again (studies.dicomweb.read_audit).
+    opening_started(request.user, study.study_instance_uid)
     first_series, first_instance = _first_image(study)
     config = {
         "studyUid": study.study_instance_uid,

@@ -42,6 +42,7 @@ from studies.dicomweb.http import (
     not_acceptable,
     parse_accept,
 )
+from studies.dicomweb.read_audit import audit_image_read
 from studies.models import Instance
 from studies.selectors import access_instance_by_uid
 
@@ -300,7 +301,7 @@ def instance_frames(
     numbers = parse_frame_list(frame_list, info.frames)
     mode = negotiate_frames(request, info.transfer_syntax)
     media, parts = frame_parts(instance, info, numbers, mode)
-    audit_read(request, instance, "study.frames", frames=len(numbers))
+    audit_image_read(request, instance, "study.frames", frames=len(numbers))
     return multipart_response(parts, part_type=media)
 
 

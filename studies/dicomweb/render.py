@@ -40,6 +40,7 @@ from studies.dicomweb.http import (
     not_acceptable,
     parse_accept,
 )
+from studies.dicomweb.read_audit import audit_image_read
 from studies.models import Instance
 from studies.selectors import access_instance_by_uid, access_series_by_uid, access_study_by_uid
 
@@ -293,12 +294,10 @@ def _image_response(
 ) -> HttpResponse:
     options = parse_render_options(request, thumbnail=thumbnail)
     data = render_instance(instance, number, options)
-    audit_read(
-        request,
-        instance,
-        "study.thumbnail" if thumbnail else "study.rendered",
-        frame=number,
-    )
+    if thumbnail:
+        audit_read(request, instance, "study.thumbnail", frame=number)
+    else:
+        audit_image_read(request, instance, "study.rendered", frame=number)
     response = HttpResponse(data, content_type=options.media_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response
