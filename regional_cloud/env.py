@@ -90,7 +90,10 @@ def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, obj
         port = parts.port
     except ValueError:
         raise ImproperlyConfigured(f"{name}: the port is not a number") from None
-    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    options: dict[str, object] = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    pool = _pool_options(options, name)
+    if pool:
+        options["pool"] = pool
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": db_name,
@@ -100,10 +103,65 @@ def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, obj
         "PORT": str(port or ""),
         # Under ASGI each request may run on another thread: a persistent
         # connection per thread leaks connections until PostgreSQL refuses more.
+        # The pool below gives the reuse back without the leak (and requires 0).
         "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,
     }
+
+
+# A process's pool (psycopg_pool through Django's OPTIONS["pool"]). Connections
+# are opened on demand up to the maximum; a thread that finds all of them taken
+# waits up to the timeout. The maximum must cover what one process holds at
+# once: its concurrent requests (gunicorn threads, daphne's request threads)
+# plus the threads that keep a connection between messages (the consultation
+# consumer's posting threads, ASGI_THREADS of them). Several processes share
+# PostgreSQL's max_connections (100 by default): processes x max stays below it.
+POOL_DEFAULTS: dict[str, float] = {"min_size": 2, "max_size": 16, "timeout": 30.0}
+POOL_PARAMETERS = {
+    "pool_min_size": "min_size",
+    "pool_max_size": "max_size",
+    "pool_timeout": "timeout",
+}
+
+
+def _pool_options(options: dict[str, object], name: str) -> dict[str, object] | None:
+    """Take the ``pool*`` query parameters out of ``options``; return the pool's settings.
+
+    ``?pool=off`` turns pooling off (a new connection per request);
+    ``pool_min_size``, ``pool_max_size`` and ``pool_timeout`` (seconds) size it.
+    """
+    switch = str(options.pop("pool", "on")).strip().lower()
+    given = {
+        target: str(options.pop(parameter))
+        for parameter, target in POOL_PARAMETERS.items()
+        if parameter in options
+    }
+    if switch in FALSE_WORDS:
+        return None
+    if switch not in TRUE_WORDS:
+        raise ImproperlyConfigured(f"{name}: pool= expects on or off, got {switch!r}")
+    min_size = _pool_number(given, "min_size", name, minimum=0)
+    max_size = _pool_number(given, "max_size", name, minimum=1)
+    timeout = _pool_number(given, "timeout", name, minimum=0.001)
+    if min_size > max_size:
+        raise ImproperlyConfigured(
+            f"{name}: pool_min_size ({min_size:g}) is above pool_max_size ({max_size:g})"
+        )
+    return {"min_size": int(min_size), "max_size": int(max_size), "timeout": timeout}
+
+
+def _pool_number(given: dict[str, str], key: str, name: str, *, minimum: float) -> float:
+    raw = given.get(key)
+    if raw is None:
+        return POOL_DEFAULTS[key]
+    try:
+        value = float(raw) if key == "timeout" else int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: pool_{key} expects a number, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}: pool_{key} must be at least {minimum:g}, got {raw}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,38 @@ def test_it_parses_a_postgres_url_with_everything() -> None:
     assert db["ENGINE"] == "django.db.backends.postgresql"
     assert (db["USER"], db["PASSWORD"]) == ("app@x", "p/w")
     assert (db["HOST"], db["PORT"], db["NAME"]) == ("db.local", "6543", "rc")
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert db["OPTIONS"] == {
+        "sslmode": "require",
+        "pool": {"min_size": 2, "max_size": 16, "timeout": 30.0},
+    }
+    assert db["CONN_MAX_AGE"] == 0  # Django's pool refuses persistent connections
+
+
+def test_it_sizes_the_connection_pool_from_the_url() -> None:
+    db = parse_database_url("postgres://h/rc?pool_min_size=0&pool_max_size=40&pool_timeout=2.5")
+
+    assert db["OPTIONS"] == {"pool": {"min_size": 0, "max_size": 40, "timeout": 2.5}}
+
+
+def test_it_turns_the_pool_off_when_asked() -> None:
+    db = parse_database_url("postgres://h/rc?pool=off&pool_max_size=40")
+
+    assert db["OPTIONS"] == {}
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("pool=maybe", "pool= expects on or off"),
+        ("pool_max_size=lots", "pool_max_size expects a number"),
+        ("pool_max_size=0", "pool_max_size must be at least 1"),
+        ("pool_timeout=0", "pool_timeout must be at least"),
+        ("pool_min_size=8&pool_max_size=4", "pool_min_size .8. is above pool_max_size .4."),
+    ],
+)
+def test_it_refuses_a_wrong_pool_setting(query: str, reason: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=rf"^DATABASE_URL: {reason}"):
+        parse_database_url(f"postgres://h/rc?{query}")
 
 
 def test_it_parses_a_postgres_url_with_the_defaults() -> None:
