@@ -25,11 +25,13 @@ from rest_framework.views import APIView
 
 from hospitals.api.common import IsPerson
 from regional_cloud.audit import audit
+from regional_cloud.dashboard.cache import RollupVersion, cached_section, rollup_version
 from regional_cloud.dashboard.export import CSV_TYPE, XLSX_TYPE, to_csv, to_xlsx
 from regional_cloud.dashboard.privacy import Suppressor
-from regional_cloud.dashboard.rollups import last_refreshed, no_jit, refresh_recent
+from regional_cloud.dashboard.rollups import no_jit, refresh_recent
 from regional_cloud.dashboard.scope import FilterError, Filters, dashboard_scope, parse_filters
 from regional_cloud.dashboard.selectors import SECTIONS
+from regional_cloud.demo.network import keep_simulated_edges_alive
 
 STALE_AFTER = timedelta(minutes=5)
 FILTER_PARAMETERS = [
@@ -42,17 +44,17 @@ FILTER_PARAMETERS = [
 ]
 
 
-def refresh_if_no_beat() -> None:
+def refresh_if_no_beat(version: RollupVersion) -> RollupVersion:
     """Without a task worker (the embedded demo) refresh recent days on read, at most
     every few minutes; with one, celery beat keeps the tables current."""
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        return
-    refreshed = last_refreshed()
-    if refreshed is not None and timezone.now() - refreshed < STALE_AFTER:
-        return
+        return version
+    if version.oldest is not None and timezone.now() - version.oldest < STALE_AFTER:
+        return version
     # A DatabaseError: another request is refreshing the same days; its rows will do.
     with contextlib.suppress(DatabaseError):
         refresh_recent(days=2)
+    return rollup_version()
 
 
 def section_data(request: Any, section: str, **fixed: Any) -> tuple[dict[str, Any], Filters]:
@@ -60,18 +62,24 @@ def section_data(request: Any, section: str, **fixed: Any) -> tuple[dict[str, An
     if section not in SECTIONS:
         raise Http404
     scope = dashboard_scope(request.user)
-    refresh_if_no_beat()
+    version = refresh_if_no_beat(rollup_version())
+    if section == "network":
+        keep_simulated_edges_alive(scope.region)
     try:
         filters = parse_filters(scope, request.GET, **fixed)
     except FilterError as error:
         raise ValidationError({"detail": str(error)}) from error
-    with transaction.atomic():
-        no_jit()  # a plan's JIT compilation alone would cost more than the query
-        data = SECTIONS[section](filters, Suppressor(k=scope.region.min_cell_size))
-    refreshed = last_refreshed()
+    k = scope.region.min_cell_size
+
+    def compute() -> dict[str, Any]:
+        with transaction.atomic():
+            no_jit()  # a plan's JIT compilation alone would cost more than the query
+            return SECTIONS[section](filters, Suppressor(k=k))
+
+    data = cached_section(section, filters, k, version, compute)
     data["filters"] = filters.as_query()
-    data["min_cell_size"] = scope.region.min_cell_size
-    data["refreshed_at"] = refreshed.isoformat() if refreshed else None
+    data["min_cell_size"] = k
+    data["refreshed_at"] = version.oldest.isoformat() if version.oldest else None
     return data, filters
 
 

@@ -497,10 +497,3 @@ def refresh_recent(*, days: int = 2) -> list[RefreshResult]:
     """Recompute the last ``days`` days (today included) in the display time zone."""
     today = timezone.localdate(timezone=display_zone())
     return rollup_refresh(since=today - timedelta(days=days - 1))
-
-
-def last_refreshed() -> datetime | None:
-    """Return when the oldest of the tables was last rebuilt (None: never)."""
-    states = rollup.RollupState.objects.aggregate(oldest=models.Min("refreshed_at"))
-    result: datetime | None = states["oldest"]
-    return result

@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from hospitals.models import Institution, Tier
-from regional_cloud.dashboard.rollups import last_refreshed
+from hospitals.models import EdgeNode, Institution, Tier
+from regional_cloud.dashboard.cache import rollup_version
 from regional_cloud.dashboard.scope import (
     GRANULARITIES,
     FilterError,
@@ -28,6 +28,7 @@ from regional_cloud.dashboard.scope import (
     parse_filters,
 )
 from regional_cloud.dashboard.selectors import SECTIONS, institution_label, modalities
+from regional_cloud.demo.network import SIMULATED_AGENT_VERSION
 
 
 def _filters_or_default(scope: Scope, request: HttpRequest, **fixed: Any) -> tuple[Filters, str]:
@@ -95,7 +96,7 @@ def _context(
             ("month", _("Monthly")),
         ],
         "granularity_values": GRANULARITIES,
-        "refreshed_at": last_refreshed(),
+        "refreshed_at": rollup_version().oldest,
         "k": scope.region.min_cell_size,
         "config": config,
         "page": page,
@@ -132,6 +133,8 @@ def network_page(request: HttpRequest) -> HttpResponse:
     """The network at a glance: who refers to whom, volumes and edge health."""
     scope = dashboard_scope(request.user)
     filters, error = _filters_or_default(scope, request)
-    return render(
-        request, "dashboard/network.html", _context(request, scope, filters, error, "network")
-    )
+    context = _context(request, scope, filters, error, "network")
+    context["simulated_edges"] = EdgeNode.objects.filter(
+        institution__region=scope.region, agent_version=SIMULATED_AGENT_VERSION, is_active=True
+    ).count()
+    return render(request, "dashboard/network.html", context)

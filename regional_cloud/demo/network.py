@@ -7,17 +7,21 @@ the demo again finds what exists and creates nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from hospitals.models import Alliance, EdgeNode, HRScope, Institution, Region, Role, Tier
 from hospitals.services import edge_node_create, institution_create, membership_grant
 
 REGION_CODE = "yunzhou"
+# The agent version the demo's simulated heartbeats carry (see simulate_edge_heartbeats).
+SIMULATED_AGENT_VERSION = "demo"
+SIMULATED_BEAT = timedelta(minutes=1)
 REGION_NAME = "云州市"
 CENTRE = ("city-centre", "云州市中心医院区域影像中心", "Yunzhou Central Hospital Imaging Centre")
 BUREAU = ("yunzhou-bureau", "云州市卫生健康委员会", "Yunzhou Health Commission")
@@ -169,12 +173,41 @@ def _user(demo_user: DemoUser) -> Any:
 
 
 def simulate_edge_heartbeats() -> int:
-    """Report every demo edge as just heard from, as a running agent would (demo only)."""
+    """Report the demo's edges as just heard from, marked as simulated (demo only).
+
+    No Orthanc or agent runs behind the demo's edge nodes. Rather than show them
+    all silent, the hub reports their heartbeats itself, with the agent version
+    ``SIMULATED_AGENT_VERSION``, and every page that shows edge health says so;
+    ``keep_simulated_edges_alive`` repeats the report while the demo is in use.
+    An edge a real agent has reported from (another version) is left alone.
+    """
     from hospitals.services import edge_node_heartbeat
 
-    edges = EdgeNode.objects.filter(institution__region__code=REGION_CODE, is_active=True)
+    edges = EdgeNode.objects.filter(
+        institution__region__code=REGION_CODE,
+        is_active=True,
+        agent_version__in=["", SIMULATED_AGENT_VERSION],
+    ).select_related("institution")
     for index, edge in enumerate(edges.order_by("pk")):
         # One clinic lags behind, so the network view shows what a backlog looks like.
         backlog, lag = (7, 1500) if edge.institution.code == "longtan-clinic" else (0, index % 5)
-        edge_node_heartbeat(edge_node=edge, backlog=backlog, lag_seconds=lag, version="demo")
+        edge_node_heartbeat(
+            edge_node=edge, backlog=backlog, lag_seconds=lag, version=SIMULATED_AGENT_VERSION
+        )
     return edges.count()
+
+
+def keep_simulated_edges_alive(region: Region) -> int:
+    """Repeat the simulated heartbeat of ``region``'s simulated edges, at most once a minute.
+
+    Called when edge health is read (the network view), since the embedded demo
+    has no task worker to do it on a schedule; one UPDATE, and none at all in a
+    region without simulated edges. Backlog and lag stay as the seed set them.
+    """
+    now = timezone.now()
+    return EdgeNode.objects.filter(
+        institution__region=region,
+        is_active=True,
+        agent_version=SIMULATED_AGENT_VERSION,
+        last_contact_at__lt=now - SIMULATED_BEAT,
+    ).update(last_contact_at=now)

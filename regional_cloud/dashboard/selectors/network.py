@@ -30,6 +30,7 @@ from regional_cloud.dashboard.selectors.common import (
     kpi,
 )
 from regional_cloud.dashboard.selectors.referral_flows import _flow_rows, flows
+from regional_cloud.demo.network import SIMULATED_AGENT_VERSION
 
 # --- the network at a glance ----------------------------------------------------------------
 
@@ -89,6 +90,10 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
         health = max((edge_health(e, now) for e in own), key=HEALTH_RANK.__getitem__, default="")
         contacts = [e.last_contact_at for e in own if e.last_contact_at]
         last = max(contacts) if contacts else None
+        simulated = any(e.agent_version == SIMULATED_AGENT_VERSION for e in own)
+        health_label = str(labels[health])
+        if simulated and health:
+            health_label = _("%(health)s (simulated by the demo)") % {"health": health_label}
         rows.append(
             {
                 "institution": institution_label(inst),
@@ -96,7 +101,8 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
                 "tier": inst.get_tier_display(),
                 "studies": studies,
                 "health": health,
-                "health_label": str(labels[health]),
+                "health_label": health_label,
+                "simulated": simulated,
                 "last_contact": timezone.localtime(last).strftime("%Y-%m-%d %H:%M") if last else "",
                 "backlog": sum(e.backlog for e in own),
                 "lag_seconds": max((e.lag_seconds for e in own), default=0),
@@ -104,6 +110,11 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
         )
     flow = flows(_flow_rows(filters), names, sup)
     by_health = {h: sum(1 for r in rows if r["health"] == h) for h in ("green", "amber", "red")}
+    simulated_kpi = (
+        [kpi("edges_simulated", _("Edges simulated by the demo"), simulated_count)]
+        if (simulated_count := sum(1 for r in rows if r["simulated"]))
+        else []
+    )
     return {
         "section": "network",
         "kpis": [
@@ -111,6 +122,7 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
             kpi("edges_green", _("Edges healthy"), by_health["green"]),
             kpi("edges_amber", _("Edges late or backed up"), by_health["amber"]),
             kpi("edges_red", _("Edges silent"), by_health["red"]),
+            *simulated_kpi,
             kpi(
                 "studies",
                 _("Studies received"),
