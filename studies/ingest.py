@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,12 +29,14 @@ from hospitals.models import CLINICAL_ROLES, Institution
 from hospitals.services import institution_role_group
 from regional_cloud.audit import audit
 from regional_cloud.models import AuditEvent
-from studies import failure
+from studies import failure, ingest_sql
 from studies.access import VIEW, study_access_grant
 from studies.archive import ArchiveError, get_store
 from studies.archive.base import validate_uid
+from studies.bulk_insert import insert_new_rows
 from studies.dicom_parse import InvalidInstance, ParsedInstance, parse_instance
 from studies.dicom_tags import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, pick
+from studies.ingest_sql import Known, KnownSeries, KnownStudy, StoredInstance, index_lookup
 from studies.models import Instance, Patient, Series, Study, StudyGrant
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class _Staged:
     received: ReceivedFile
     key: str
     result: InstanceResult
+    known: Known  # what the index held for its UIDs when it arrived
 
 
 @dataclass
@@ -191,13 +193,13 @@ def _stage(
             _("Patient ID is missing: the archive indexes patients by their institution's ID."),
             failure.DATASET_DOES_NOT_MATCH,
         ), None
-    existing = (
-        Instance.objects.filter(sop_instance_uid=parsed.sop_instance_uid)
-        .values("sha256", "study__origin_id")
-        .first()
+    known = index_lookup(
+        sop_instance_uid=parsed.sop_instance_uid,
+        study_instance_uid=parsed.study_instance_uid,
+        series_instance_uid=parsed.series_instance_uid,
     )
-    if existing is not None:
-        return _existing_outcome(result, existing, received, sender), None
+    if known.instance is not None:
+        return _existing_outcome(result, known.instance, received, sender), None
     key = archive_key(parsed, received.sha256)
     try:
         received.stream.seek(0)
@@ -212,19 +214,16 @@ def _stage(
         ), None
     # The header stays: its values are in memory; only deferred bulk data (never
     # read again) would need the file, which the caller may now close.
-    return result, _Staged(parsed=parsed, received=received, key=key, result=result)
+    return result, _Staged(parsed=parsed, received=received, key=key, result=result, known=known)
 
 
 def _existing_outcome(
-    result: InstanceResult, existing: Mapping[str, Any], received: ReceivedFile, sender: Sender
+    result: InstanceResult, existing: StoredInstance, received: ReceivedFile, sender: Sender
 ) -> InstanceResult:
-    if (
-        existing["sha256"] == received.sha256
-        and existing["study__origin_id"] == sender.institution.pk
-    ):
+    if existing.sha256 == received.sha256 and existing.origin_id == sender.institution.pk:
         result.outcome = Outcome.ALREADY_STORED
         return result
-    if existing["sha256"] == received.sha256:
+    if existing.sha256 == received.sha256:
         # Same bytes sent by another institution: it gains nothing by resending.
         return _refuse(
             result,
@@ -268,30 +267,40 @@ def _index(
     sender: Sender,
     report: IngestReport,
 ) -> None:
-    """Write the rows of every staged instance in one transaction, then audit."""
+    """Write the rows of every staged instance in one transaction, then audit.
+
+    One transaction and no savepoint per instance: instance rows go in with
+    ``INSERT … ON CONFLICT DO NOTHING``, so a SOP Instance UID another request
+    committed first is simply not inserted, and is then judged like any stored
+    one. Only creating a patient, study or series (once each) takes a
+    savepoint, in ``get_or_create``.
+    """
     if not staged and not conflicts and not report.refused:
         return
     with transaction.atomic():
-        touched: dict[int, Study] = {}
-        for item in staged:
-            study = _index_one(item, sender=sender)
-            if study is not None:
-                touched[study.pk] = study
-            elif item.result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
-                conflicts.append(item.result)
-        for study in sorted(touched.values(), key=lambda s: s.pk):
-            _refresh_counters(study)
-            outcome = [r for r in report.stored if r.study_instance_uid == study.study_instance_uid]
+        rows = _RequestRows(sender)
+        placed: list[tuple[_Staged, KnownStudy, int]] = []
+        # Sorted, so that two requests always create rows in the same order.
+        for item in sorted(staged, key=_row_order):
+            try:
+                study, series_id = rows.resolve(item)
+            except _Misplaced as exc:
+                _refuse(item.result, exc.code, exc.reason, failure.DATASET_DOES_NOT_MATCH)
+            else:
+                placed.append((item, study, series_id))
+        tally = _insert_instances(placed, sender=sender, conflicts=conflicts)
+        for study_id in sorted(tally.studies):
+            study = rows.study_by_pk[study_id]
             audit(
                 action="study.ingest",
                 actor=sender.user,
                 institution=sender.institution,
                 object_type="study",
                 object_id=study.uuid,
-                patient_ref=study.patient.uuid,
+                patient_ref=study.patient_uuid,
                 study_uid=study.study_instance_uid,
                 ip=sender.ip,
-                detail={"stored": len(outcome)},
+                detail={"stored": tally.studies[study_id][0]},
             )
             report.study_uids.add(study.study_instance_uid)
         for conflict in conflicts:
@@ -319,86 +328,187 @@ def _index(
                     "codes": sorted({r.code for r in other_refusals}),
                 },
             )
+        # Last before the commit: the counter updates lock the series and study
+        # rows, so a concurrent request for the same study waits only for our commit.
+        _add_to_counters(tally, new_series=rows.studies_with_new_series)
         new_studies = sorted(report.study_uids)
         if new_studies:
             transaction.on_commit(lambda: _after_ingest(new_studies))
 
 
-def _index_one(item: _Staged, *, sender: Sender) -> Study | None:
-    """Create the rows of one instance in a savepoint; return its study, or None if refused."""
+def _row_order(item: _Staged) -> tuple[str, str, str]:
     parsed = item.parsed
-    try:
-        with transaction.atomic():
-            study = _study_for(parsed, sender=sender)
-            if study is None:
-                _refuse(
-                    item.result,
-                    "study_conflict",
-                    _("The Study Instance UID belongs to another institution or patient."),
-                    failure.DATASET_DOES_NOT_MATCH,
-                )
-                return None
-            series = _series_for(parsed, study)
-            Instance.objects.create(
-                study=study,
-                series=series,
-                sop_instance_uid=parsed.sop_instance_uid,
-                sop_class_uid=parsed.sop_class_uid,
-                instance_number=_int_or_none(parsed.text("InstanceNumber")),
-                transfer_syntax_uid=parsed.transfer_syntax_uid,
-                rows=parsed.rows,
-                columns=parsed.columns,
-                number_of_frames=parsed.number_of_frames,
-                size_bytes=item.received.size,
-                sha256=item.received.sha256,
-                archive_key=item.key,
-                pixel_data_offset=parsed.pixel_data_offset,
-                metadata=parsed.json,
+    return parsed.study_instance_uid, parsed.series_instance_uid, parsed.sop_instance_uid
+
+
+@dataclass
+class _Tally:
+    """What one request added, per series and per study pk: (instances, bytes)."""
+
+    series: dict[int, tuple[int, int]] = field(default_factory=dict)
+    studies: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, study_id: int, series_id: int, size: int) -> None:
+        for counts, pk in ((self.series, series_id), (self.studies, study_id)):
+            instances, total = counts.get(pk, (0, 0))
+            counts[pk] = (instances + 1, total + size)
+
+
+class _RequestRows:
+    """The study and series rows of one request, each looked up (or created) once."""
+
+    def __init__(self, sender: Sender):
+        self.sender = sender
+        self.studies: dict[str, KnownStudy | None] = {}
+        self.study_by_pk: dict[int, KnownStudy] = {}
+        self.series: dict[str, KnownSeries] = {}
+        self.studies_with_new_series: set[int] = set()
+
+    def resolve(self, item: _Staged) -> tuple[KnownStudy, int]:
+        """Return the study and series pk, or raise ``_Misplaced`` (not the sender's to add to)."""
+        parsed, known = item.parsed, item.known
+        uid = parsed.study_instance_uid
+        if uid not in self.studies:
+            # Seen when the instance arrived, or else created now (a concurrent
+            # request may have created it meanwhile: get_or_create finds it).
+            self.studies[uid] = known.study or _study_for(parsed, sender=self.sender)
+        study = self.studies[uid]
+        if (
+            study is None
+            or study.origin_id != self.sender.institution.pk
+            or study.issuer_id != self.sender.institution.pk
+            or study.patient_id != _patient_id(parsed)
+        ):
+            raise _Misplaced(
+                "study_conflict",
+                _("The Study Instance UID belongs to another institution or patient."),
             )
-    except IntegrityError:
-        # Another request committed this SOP Instance UID first: same bytes is fine.
-        existing = (
-            Instance.objects.filter(sop_instance_uid=parsed.sop_instance_uid)
-            .values("sha256", "study__origin_id")
-            .first()
-        )
-        if existing is None:
-            raise
-        _existing_outcome(item.result, existing, item.received, sender)
-        return None
-    return study
+        self.study_by_pk[study.pk] = study
+        series_uid = parsed.series_instance_uid
+        if series_uid not in self.series:
+            series = known.series
+            if series is None:
+                created, series = _series_for(parsed, study)
+                if created:
+                    self.studies_with_new_series.add(study.pk)
+            self.series[series_uid] = series
+        series = self.series[series_uid]
+        if series.study_id != study.pk:
+            raise _Misplaced(
+                "series_conflict", _("The Series Instance UID belongs to another study.")
+            )
+        return study, series.pk
 
 
-def _study_for(parsed: ParsedInstance, *, sender: Sender) -> Study | None:
+class _Misplaced(Exception):
+    """The instance names a study or series it may not be added to."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(code)
+        self.code = code
+        self.reason = reason
+
+
+def _patient_id(parsed: ParsedInstance) -> str:
+    return parsed.text("PatientID").strip()[:64]
+
+
+def _insert_instances(
+    placed: list[tuple[_Staged, KnownStudy, int]],
+    *,
+    sender: Sender,
+    conflicts: list[InstanceResult],
+) -> _Tally:
+    """Insert the instance rows that are new; judge the others as already stored or refused."""
+    tally = _Tally()
+    first: dict[str, tuple[_Staged, KnownStudy, int]] = {}
+    repeats: list[_Staged] = []  # the same SOP Instance UID twice in one request
+    for entry in placed:
+        if entry[0].parsed.sop_instance_uid in first:
+            repeats.append(entry[0])
+        else:
+            first[entry[0].parsed.sop_instance_uid] = entry
+    rows = [
+        _instance_row(item, study_id=study.pk, series_id=series_id)
+        for item, study, series_id in first.values()
+    ]
+    inserted = insert_new_rows(Instance, rows, returning="sop_instance_uid")
+    for uid, (item, study, series_id) in first.items():
+        if uid in inserted:
+            tally.add(study.pk, series_id, item.received.size)
+        else:
+            # Another request committed this SOP Instance UID first.
+            repeats.append(item)
+    if repeats:
+        existing = {
+            row["sop_instance_uid"]: StoredInstance(row["sha256"], row["study__origin_id"])
+            for row in Instance.objects.filter(
+                sop_instance_uid__in={item.parsed.sop_instance_uid for item in repeats}
+            ).values("sop_instance_uid", "sha256", "study__origin_id")
+        }
+        for item in repeats:
+            _existing_outcome(
+                item.result, existing[item.parsed.sop_instance_uid], item.received, sender
+            )
+            if item.result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
+                conflicts.append(item.result)
+    return tally
+
+
+def _instance_row(item: _Staged, *, study_id: int, series_id: int) -> Instance:
+    parsed = item.parsed
+    return Instance(
+        study_id=study_id,
+        series_id=series_id,
+        sop_instance_uid=parsed.sop_instance_uid,
+        sop_class_uid=parsed.sop_class_uid,
+        instance_number=_int_or_none(parsed.text("InstanceNumber")),
+        transfer_syntax_uid=parsed.transfer_syntax_uid,
+        rows=parsed.rows,
+        columns=parsed.columns,
+        number_of_frames=parsed.number_of_frames,
+        size_bytes=item.received.size,
+        sha256=item.received.sha256,
+        archive_key=item.key,
+        pixel_data_offset=parsed.pixel_data_offset,
+        metadata=parsed.json,
+    )
+
+
+def _study_for(parsed: ParsedInstance, *, sender: Sender) -> KnownStudy:
+    """Return the study of this UID, created for the sender (and granted) if there is none."""
     patient = _patient_for(parsed, sender=sender)
-    study = Study.objects.filter(study_instance_uid=parsed.study_instance_uid).first()
-    if study is None:
-        with transaction.atomic():
-            study, created = Study.objects.get_or_create(
-                study_instance_uid=parsed.study_instance_uid,
-                defaults={
-                    "patient": patient,
-                    "origin": sender.institution,
-                    "accession_number": parsed.text("AccessionNumber")[:16],
-                    "study_id": parsed.text("StudyID")[:16],
-                    "study_date": parsed.text("StudyDate")[:8],
-                    "study_time": parsed.text("StudyTime")[:16],
-                    "study_description": parsed.text("StudyDescription")[:64],
-                    "referring_physician_name": parsed.text("ReferringPhysicianName")[:324],
-                    "metadata": pick(parsed.json, STUDY_LEVEL_TAGS),
-                },
-            )
-        if created:
-            _grant_origin(study, sender.institution, sender.user)
-    if study.origin_id != sender.institution.pk or study.patient_id != patient.pk:
-        return None
-    return study
+    study, created = Study.objects.select_related("patient").get_or_create(
+        study_instance_uid=parsed.study_instance_uid,
+        defaults={
+            "patient": patient,
+            "origin": sender.institution,
+            "accession_number": parsed.text("AccessionNumber")[:16],
+            "study_id": parsed.text("StudyID")[:16],
+            "study_date": parsed.text("StudyDate")[:8],
+            "study_time": parsed.text("StudyTime")[:16],
+            "study_description": parsed.text("StudyDescription")[:64],
+            "referring_physician_name": parsed.text("ReferringPhysicianName")[:324],
+            "metadata": pick(parsed.json, STUDY_LEVEL_TAGS),
+        },
+    )
+    if created:
+        _grant_origin(study, sender.institution, sender.user)
+    return KnownStudy(
+        pk=study.pk,
+        uuid=study.uuid,
+        study_instance_uid=study.study_instance_uid,
+        origin_id=study.origin_id,
+        patient_uuid=study.patient.uuid,
+        issuer_id=study.patient.issuer_id,
+        patient_id=study.patient.patient_id,
+    )
 
 
 def _patient_for(parsed: ParsedInstance, *, sender: Sender) -> Patient:
     patient, _created = Patient.objects.get_or_create(
         issuer=sender.institution,
-        patient_id=parsed.text("PatientID").strip()[:64],
+        patient_id=_patient_id(parsed),
         defaults={
             "patient_name": parsed.text("PatientName")[:324],
             "patient_sex": parsed.text("PatientSex")[:16],
@@ -408,11 +518,12 @@ def _patient_for(parsed: ParsedInstance, *, sender: Sender) -> Patient:
     return patient
 
 
-def _series_for(parsed: ParsedInstance, study: Study) -> Series:
-    series, _created = Series.objects.get_or_create(
+def _series_for(parsed: ParsedInstance, study: KnownStudy) -> tuple[bool, KnownSeries]:
+    """Return (created, series) for the series of this UID, created in ``study`` if new."""
+    series, created = Series.objects.get_or_create(
         series_instance_uid=parsed.series_instance_uid,
         defaults={
-            "study": study,
+            "study_id": study.pk,
             "modality": parsed.modality,
             "series_number": _int_or_none(parsed.text("SeriesNumber")),
             "series_description": parsed.text("SeriesDescription")[:64],
@@ -420,9 +531,7 @@ def _series_for(parsed: ParsedInstance, study: Study) -> Series:
             "metadata": pick(parsed.json, SERIES_LEVEL_TAGS),
         },
     )
-    if series.study_id != study.pk:
-        raise IntegrityError("series belongs to another study")
-    return series
+    return created, KnownSeries(pk=series.pk, study_id=series.study_id)
 
 
 def _grant_origin(study: Study, institution: Institution, actor: Any) -> None:
@@ -438,34 +547,21 @@ def _grant_origin(study: Study, institution: Institution, actor: Any) -> None:
         )
 
 
-def _refresh_counters(study: Study) -> None:
-    """Recount the study's series and instances from the rows.
+def _add_to_counters(tally: _Tally, *, new_series: set[int]) -> None:
+    """Add what this request stored to its series' and studies' counters.
 
-    The study row is locked first, so a concurrent request for the same study
-    waits and then counts what this one committed.
+    The increments lock the rows; a study that gained a series then has its
+    series read again. A concurrent request adding another series either
+    committed before our lock (we read its series) or waits for our commit and
+    reads ours, so the last to commit writes the full list.
     """
-    Study.objects.select_for_update().filter(pk=study.pk).first()
-    per_series = (
-        Instance.objects.filter(study=study)
-        .values("series_id")
-        .annotate(n=Count("id"), size=Sum("size_bytes"))
-    )
-    modalities: set[str] = set()
-    instances = size = 0
-    for row in per_series:
-        Series.objects.filter(pk=row["series_id"]).update(
-            number_of_instances=row["n"], size_bytes=row["size"] or 0
+    ingest_sql.counters_add(series=tally.series, studies=tally.studies, now=timezone.now())
+    for study_id in sorted(new_series & tally.studies.keys()):
+        modalities = list(Series.objects.filter(study_id=study_id).values_list("modality"))
+        Study.objects.filter(pk=study_id).update(
+            number_of_series=len(modalities),
+            modalities_in_study="\\".join(sorted({m for (m,) in modalities}))[:64],
         )
-        instances += row["n"]
-        size += row["size"] or 0
-    modalities.update(Series.objects.filter(study=study).values_list("modality", flat=True))
-    Study.objects.filter(pk=study.pk).update(
-        number_of_series=Series.objects.filter(study=study).count(),
-        number_of_instances=instances,
-        size_bytes=size,
-        modalities_in_study="\\".join(sorted(modalities))[:64],
-        updated_at=timezone.now(),
-    )
 
 
 def _after_ingest(study_uids: list[str]) -> None:

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from hospitals.models import Institution, Role, Tier
 from hospitals.services import institution_role_group
@@ -176,9 +176,29 @@ def study_route(*, study_uid: str, actor: Any = None) -> ReadingTask | None:
 
 def route_after_ingest(study_uids: list[str]) -> None:
     """The ``studies.ingest.AFTER_INGEST`` hook: route every study that has no task yet."""
+    # Routing is decided once per study, but this hook runs after every ingest
+    # request: one plain read skips the studies that have their task, instead of
+    # a transaction that locks the study row (each instance of a 400-slice CT
+    # sent one per request would otherwise pay a transaction and a commit here).
+    routed = _routed(study_uids)
     for study_uid in study_uids:
+        if study_uid in routed:
+            continue
         try:
             study_route(study_uid=study_uid)
         except Exception:
             # One study's failure must not keep the others from their worklists.
             logger.exception("routing failed for study %s", study_uid)
+
+
+def _routed(study_uids: list[str]) -> set[str]:
+    """Return which of these studies have their reading task already."""
+    # Written out: compiling it in the ORM cost more than running it, every request.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.study_instance_uid FROM {ReadingTask._meta.db_table} t "  # noqa: S608
+            f"JOIN {Study._meta.db_table} s ON s.id = t.study_id "
+            "WHERE s.study_instance_uid = ANY(%s)",
+            [study_uids],
+        )
+        return {uid for (uid,) in cursor.fetchall()}

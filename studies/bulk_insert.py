@@ -1,0 +1,52 @@
+"""``INSERT … ON CONFLICT DO NOTHING RETURNING``: insert the rows that are new, say which.
+
+Django's ``bulk_create(ignore_conflicts=True)`` cannot tell which rows went
+in, and a savepoint per row (to catch ``IntegrityError``) costs two statements
+each. One statement does both: rows that would break a unique constraint are
+skipped — after waiting for a concurrent transaction that holds the same key,
+so the answer is final — and the inserted ones are named by ``returning``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+# PostgreSQL takes at most 65,535 parameters a statement.
+ROWS_PER_STATEMENT = 1000
+
+
+def insert_new_rows(model: type[Model], objs: Sequence[Model], *, returning: str) -> set[Any]:
+    """Insert ``objs`` (unsaved, of ``model``); return ``returning`` of those inserted.
+
+    Field defaults and ``pre_save`` apply as in ``Model.save``; the objects'
+    primary keys are not set.
+    """
+    if not objs:
+        return set()
+    opts = model._meta
+    fields = [f for f in opts.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    returned_column = quote(str(opts.get_field(returning).column))  # type: ignore[union-attr]
+    inserted: set[Any] = set()
+    for start in range(0, len(objs), ROWS_PER_STATEMENT):
+        batch = objs[start : start + ROWS_PER_STATEMENT]
+        params = [
+            field.get_db_prep_save(field.pre_save(obj, True), connection)
+            for obj in batch
+            for field in fields
+        ]
+        sql = (
+            f"INSERT INTO {quote(opts.db_table)} ({columns}) "  # noqa: S608 - names from the model
+            f"VALUES {', '.join([row] * len(batch))} "
+            f"ON CONFLICT DO NOTHING RETURNING {returned_column}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            inserted.update(value for (value,) in cursor.fetchall())
+    return inserted

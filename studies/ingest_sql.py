@@ -1,0 +1,122 @@
+"""The statements ingest runs for every instance, written out in SQL.
+
+At one instance per request the ORM spent more CPU compiling these queries
+than PostgreSQL spent answering them (benchmarks/README.md, "Where the time
+goes"). Rare paths — creating a patient, study or series, granting, auditing
+— stay in the ORM (studies/ingest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from django.db import connection
+
+from studies.models import Instance, Patient, Series, Study
+
+INSTANCES = Instance._meta.db_table
+SERIES = Series._meta.db_table
+STUDIES = Study._meta.db_table
+PATIENTS = Patient._meta.db_table
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """An instance the index holds under the SOP Instance UID being sent."""
+
+    sha256: str
+    origin_id: int
+
+
+@dataclass(frozen=True)
+class KnownStudy:
+    """The study row and its patient, as ingest needs them (checks, audit)."""
+
+    pk: int
+    uuid: UUID
+    study_instance_uid: str
+    origin_id: int
+    patient_uuid: UUID
+    issuer_id: int
+    patient_id: str
+
+
+@dataclass(frozen=True)
+class KnownSeries:
+    pk: int
+    study_id: int
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the index holds for one instance's three UIDs (None where nothing)."""
+
+    instance: StoredInstance | None
+    study: KnownStudy | None
+    series: KnownSeries | None
+
+
+def index_lookup(
+    *, sop_instance_uid: str, study_instance_uid: str, series_instance_uid: str
+) -> Known:
+    """Look up the instance, its study (with patient) and its series in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.sha256, io.origin_id, "  # noqa: S608 - table names from the models
+            "s.id, s.uuid, s.origin_id, p.uuid, p.issuer_id, p.patient_id, se.id, se.study_id "
+            "FROM (VALUES (%s, %s, %s)) AS k(sop, study, series) "
+            f"LEFT JOIN {INSTANCES} i ON i.sop_instance_uid = k.sop "
+            f"LEFT JOIN {STUDIES} io ON io.id = i.study_id "
+            f"LEFT JOIN {STUDIES} s ON s.study_instance_uid = k.study "
+            f"LEFT JOIN {PATIENTS} p ON p.id = s.patient_id "
+            f"LEFT JOIN {SERIES} se ON se.series_instance_uid = k.series",
+            [sop_instance_uid, study_instance_uid, series_instance_uid],
+        )
+        row = cursor.fetchone()
+    assert row is not None  # one VALUES row, left joins only
+    sha256, instance_origin, study_pk, study_uuid, origin, patient_uuid, issuer, patient_id = row[
+        :8
+    ]
+    series_pk, series_study = row[8:]
+    return Known(
+        instance=None if sha256 is None else StoredInstance(sha256, instance_origin),
+        study=None
+        if study_pk is None
+        else KnownStudy(
+            study_pk, study_uuid, study_instance_uid, origin, patient_uuid, issuer, patient_id
+        ),
+        series=None if series_pk is None else KnownSeries(series_pk, series_study),
+    )
+
+
+def counters_add(
+    *,
+    series: Mapping[int, tuple[int, int]],
+    studies: Mapping[int, tuple[int, int]],
+    now: datetime,
+) -> None:
+    """Add (instances, bytes) to each series' and study's counters.
+
+    Increments, not recounts: an UPDATE that waited for a concurrent request's
+    row lock reads the row as that request committed it. Rows are taken in
+    primary-key order, series before studies, so two requests never wait for
+    each other in a circle.
+    """
+    with connection.cursor() as cursor:
+        for pk in sorted(series):
+            instances, size = series[pk]
+            cursor.execute(
+                f"UPDATE {SERIES} SET number_of_instances = number_of_instances + %s, "  # noqa: S608
+                "size_bytes = size_bytes + %s WHERE id = %s",
+                [instances, size, pk],
+            )
+        for pk in sorted(studies):
+            instances, size = studies[pk]
+            cursor.execute(
+                f"UPDATE {STUDIES} SET number_of_instances = number_of_instances + %s, "  # noqa: S608
+                "size_bytes = size_bytes + %s, updated_at = %s WHERE id = %s",
+                [instances, size, now, pk],
+            )
