@@ -119,6 +119,8 @@ def test_it_answers_bad_filters_with_400(activity: Activity, client_for: Any):
     )
     assert analyst.get("/api/dashboard/volume/", {"granularity": "hour"}).status_code == 400
     assert analyst.get("/api/dashboard/volume/", {"tier": "moon"}).status_code == 400
+    # "*" marks the rollup rows that sum every modality: no caller names it.
+    assert analyst.get("/api/dashboard/volume/", {"modality": "*"}).status_code == 400
     assert analyst.get("/api/dashboard/volume/export/pdf/").status_code == 404
     assert analyst.get("/api/dashboard/nothing/export/csv/").status_code == 404
     page = analyst.get("/dashboard/", {"from": "yesterday"})

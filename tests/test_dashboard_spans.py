@@ -1,4 +1,4 @@
-"""Week and month rollup rows: a long range reads them, and no figure changes.
+"""Week, month and every-modality rollup rows: views read them, and no figure changes.
 
 The region's k is 1 here (nothing suppressed), so each figure is compared
 exactly with a count made from the raw rows, and each whole response with the
@@ -20,7 +20,7 @@ from referrals.models import RecognitionDecision, Referral
 from regional_cloud.dashboard import spans
 from regional_cloud.dashboard.models import DailyStudyVolume, DailyTurnaround
 from regional_cloud.dashboard.rollups import rollup_refresh
-from regional_cloud.dashboard.selectors import common
+from regional_cloud.dashboard.selectors import common, network, recognition, turnaround, volume
 from studies.models import Report, Study
 from tests.dashboard_helpers import (
     FIRST_DAY,
@@ -164,10 +164,14 @@ def test_the_range_reads_week_and_month_rows(activity: Activity):
     read = DailyStudyVolume.objects.filter(spans.covering(first, last))
     assert read.filter(span=spans.MONTH).exists()
     assert read.filter(span=spans.WEEK).exists()
-    # Coarse rows hold what their days hold.
+    # Coarse rows hold what their days hold, the every-modality rows what each modality's do.
     august = DailyTurnaround.objects.filter(span=spans.DAY, day__month=8)
     month = DailyTurnaround.objects.filter(span=spans.MONTH, day=date(2026, 8, 1))
-    assert sum(r.reports for r in august) == sum(r.reports for r in month) > 0
+    each = [r.reports for r in august if r.modality != spans.ALL_MODALITIES]
+    every = [r.reports for r in august if r.modality == spans.ALL_MODALITIES]
+    assert sum(each) == sum(every) > 0
+    assert sum(r.reports for r in month) == 2 * sum(each)
+    assert len(every) < len(each)
 
 
 def test_long_ranges_count_what_the_raw_rows_hold(analyst: Client, activity: Activity):
@@ -228,7 +232,9 @@ _COVERING = spans.covering
 
 
 @override_settings(DASHBOARD_CACHE_SECONDS=0)
-def test_coarse_rows_change_no_figure(analyst: Client, activity: Activity, monkeypatch: Any):
+def test_coarse_and_every_modality_rows_change_no_figure(
+    analyst: Client, activity: Activity, monkeypatch: Any
+):
     first, last = RANGES[0]
     institution = str(activity.network["county"].uuid)
     filters = [{}, {"tier": "clinic"}, {"modality": "CT"}, {"institution": institution}]
@@ -238,5 +244,7 @@ def test_coarse_rows_change_no_figure(analyst: Client, activity: Activity, monke
         coarse = {section: get(analyst, section, **query) for section in SECTIONS}
         with monkeypatch.context() as patch:
             patch.setattr(common, "covering", _day_rows_only)
+            for module in (network, recognition, turnaround, volume):
+                patch.setattr(module, "_with_modality", common._each_modality)
             fine = {section: get(analyst, section, **query) for section in SECTIONS}
         assert coarse == fine

@@ -32,7 +32,13 @@ from django.utils import timezone
 from hospitals.models import CLINICAL_ROLES, Membership
 from referrals.models import RecognitionDecision, Referral
 from regional_cloud.dashboard import models as rollup
-from regional_cloud.dashboard.spans import build_coarse_rows, is_spanned
+from regional_cloud.dashboard.spans import (
+    ALL_MODALITIES,
+    build_all_modalities_rows,
+    build_coarse_rows,
+    has_modality,
+    is_spanned,
+)
 from regional_cloud.models import AuditEvent
 from studies.models import Report, Series, Study
 
@@ -298,7 +304,9 @@ def _referral_flow(start: datetime | None) -> QuerySet[Any]:
 
 
 def _monthly_storage(start: datetime | None) -> QuerySet[Any]:
-    days = rollup.DailyStudyVolume.objects.filter(span=rollup.Span.DAY)
+    days = rollup.DailyStudyVolume.objects.filter(span=rollup.Span.DAY).exclude(
+        modality=ALL_MODALITIES
+    )
     if start is not None:
         days = days.filter(day__gte=start.date().replace(day=1))
     return (
@@ -475,6 +483,8 @@ def refresh_table(table: Table, *, since: date | None) -> RefreshResult:
             cursor.execute(sql, params)
             rows = max(cursor.rowcount, 0)
         if is_spanned(table.model):
+            if has_modality(table.model):
+                rows += build_all_modalities_rows(table.model, since=since)
             rows += build_coarse_rows(table.model, since=since)
         seconds = time.monotonic() - began
         rollup.RollupState.objects.update_or_create(

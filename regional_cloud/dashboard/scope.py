@@ -121,6 +121,8 @@ def parse_filters(scope: Scope, params: QueryDict | dict[str, str], **fixed: Any
     if tier and tier not in Tier.values:
         raise FilterError(_("Unknown tier."))
     modality = (values["modality"] or "").strip().upper()[:16]
+    if modality and not modality.isalnum():
+        raise FilterError(_("modality: a DICOM modality such as CT"))
 
     institutions = Institution.objects.filter(region=scope.region)
     institution = scope.own_institution

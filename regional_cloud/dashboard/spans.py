@@ -1,10 +1,13 @@
-"""Coarse rollup rows (whole weeks, whole months) and reading a date range through them.
+"""Coarse rollup rows (whole weeks, whole months, every modality) and reading through them.
 
-Writing: after a table's day rows are rebuilt, ``build_coarse_rows`` sums them
-into one row per ISO week (``day`` = its Monday) and per calendar month
-(``day`` = its first day) in the same table, with ``INSERT … SELECT … GROUP BY``
-like the day rows themselves. Every figure a row carries is a count or a sum,
-so the coarse rows are exact, not estimates.
+Writing: after a table's day rows are rebuilt, ``build_all_modalities_rows``
+adds, for a table with a modality, one row per cell with the modalities summed
+(``modality`` = ``ALL_MODALITIES``): most views filter no modality and read
+those, a sixth of the rows. Then ``build_coarse_rows`` sums the day rows (both
+kinds) into one row per ISO week (``day`` = its Monday) and per calendar month
+(``day`` = its first day) in the same table. All of it is ``INSERT … SELECT …
+GROUP BY`` like the day rows themselves. Every figure a row carries is a count
+or a sum, so the coarser rows are exact, not estimates.
 
 Reading: ``covering(start, end, granularity)`` returns the filter that reads
 the range ``start..end`` as whole months, then whole weeks, then single days,
@@ -28,6 +31,8 @@ from django.db.models import Q, Sum, Value
 from django.db.models.functions import TruncMonth, TruncWeek
 
 DAY, WEEK, MONTH = "day", "week", "month"
+# No DICOM modality is written so (PS3.3 C.7.3.1.1.1 codes are letters and digits).
+ALL_MODALITIES = "*"
 SUMMED_FIELDS = (
     models.IntegerField,  # and its Positive/Big subclasses
     models.FloatField,
@@ -63,13 +68,47 @@ def period_start(day: date, span: str) -> date:
     return day
 
 
+def _insert(model: type[models.Model], columns: list[str], select: Any) -> int:
+    select_sql, params = select.query.sql_with_params()
+    db_table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        # Table and column names come from the model; every value is a parameter.
+        cursor.execute(f"INSERT INTO {db_table} ({names}) {select_sql}", params)
+        return max(cursor.rowcount, 0)
+
+
+def has_modality(model: type[models.Model]) -> bool:
+    return any(field.name == "modality" for field in model._meta.concrete_fields)
+
+
+def build_all_modalities_rows(model: type[models.Model], *, since: date | None) -> int:
+    """Add ``model``'s every-modality day rows from its day rows from ``since`` on (all days
+    when None); the old ones are gone with the day rows they summed."""
+    keys, sums = _columns(model)
+    others = [f for f in keys if f.name != "modality"]
+    days = model._default_manager.filter(span=DAY).exclude(modality=ALL_MODALITIES)
+    if since is not None:
+        days = days.filter(day__gte=since)
+    select = (
+        days.order_by()
+        .values("day", *(f.attname for f in others))
+        .annotate(**{f"total_{f.attname}": Sum(f.attname) for f in sums})
+        .annotate(every=Value(ALL_MODALITIES, output_field=models.CharField()))
+        .values_list(
+            "day", *(f.attname for f in others), "every", *(f"total_{f.attname}" for f in sums)
+        )
+    )
+    columns = ["day", *(f.column for f in others), "modality", *(f.column for f in sums)]
+    return _insert(model, columns, select)
+
+
 def build_coarse_rows(model: type[models.Model], *, since: date | None) -> int:
     """Rebuild ``model``'s week and month rows from its day rows, for the periods from the
     one holding ``since`` on (all when None). Run inside the transaction that rebuilt
     the day rows, so a reader never sees coarse rows that disagree with them."""
     keys, sums = _columns(model)
     manager = model._default_manager
-    db_table = connection.ops.quote_name(model._meta.db_table)
     written = 0
     for span, trunc in ((WEEK, TruncWeek), (MONTH, TruncMonth)):
         first = period_start(since, span) if since is not None else None
@@ -92,14 +131,8 @@ def build_coarse_rows(model: type[models.Model], *, since: date | None) -> int:
                 *(f"total_{f.attname}" for f in sums),
             )
         )
-        select_sql, params = select.query.sql_with_params()
-        columns = ", ".join(
-            connection.ops.quote_name(c) for c in ["span", "day", *(f.column for f in keys + sums)]
-        )
-        with connection.cursor() as cursor:
-            # Table and column names come from the model; every value is a parameter.
-            cursor.execute(f"INSERT INTO {db_table} ({columns}) {select_sql}", params)
-            written += max(cursor.rowcount, 0)
+        columns = ["span", "day", *(f.column for f in keys + sums)]
+        written += _insert(model, columns, select)
     return written
 
 

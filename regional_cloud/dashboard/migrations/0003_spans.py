@@ -15,18 +15,23 @@ SPANNED = (
 
 
 def build_coarse_rows(apps, schema_editor):
-    """The existing day rows become span "day"; sum them into weeks and months now, or a
-    long range would read nothing for its weeks and months until a full refresh."""
-    from regional_cloud.dashboard.spans import build_coarse_rows as build
+    """The existing day rows become span "day"; sum them over modalities and into weeks
+    and months now, or the readers would find nothing there until a full refresh."""
+    from regional_cloud.dashboard import spans
 
     for name in SPANNED:
-        build(apps.get_model("dashboard", name), since=None)
+        model = apps.get_model("dashboard", name)
+        if spans.has_modality(model):
+            spans.build_all_modalities_rows(model, since=None)
+        spans.build_coarse_rows(model, since=None)
 
 
 def drop_coarse_rows(apps, schema_editor):
     for name in SPANNED:
         model = apps.get_model("dashboard", name)
         model.objects.exclude(span="day").delete()
+        if any(f.name == "modality" for f in model._meta.concrete_fields):
+            model.objects.filter(modality="*").delete()
 
 
 class Migration(migrations.Migration):

@@ -20,6 +20,7 @@ from regional_cloud.dashboard.selectors.recognition import recognition_section
 from regional_cloud.dashboard.selectors.referral_flows import referrals_section
 from regional_cloud.dashboard.selectors.turnaround import turnaround_section
 from regional_cloud.dashboard.selectors.volume import volume_section
+from regional_cloud.dashboard.spans import ALL_MODALITIES
 
 __all__ = ["SECTIONS", "institution_label", "modalities"]
 
@@ -40,6 +41,7 @@ def modalities(filters: Filters) -> list[str]:
         rollup.DailyStudyVolume.objects.filter(
             span=rollup.Span.MONTH, institution_id__in=filters.institution_ids
         )
+        .exclude(modality=ALL_MODALITIES)
         .values_list("modality", flat=True)
         .distinct()
         .order_by("modality")

@@ -13,7 +13,7 @@ from django.utils import translation
 from hospitals.models import Institution, Tier
 from regional_cloud.dashboard.privacy import Suppressor, is_shown
 from regional_cloud.dashboard.scope import Filters
-from regional_cloud.dashboard.spans import covering
+from regional_cloud.dashboard.spans import ALL_MODALITIES, covering
 
 GB = 1024**3
 
@@ -58,7 +58,15 @@ def _either(filters: Filters, *fields: str) -> Q:
 
 
 def _with_modality(queryset: QuerySet[Any], filters: Filters) -> QuerySet[Any]:
-    return queryset.filter(modality=filters.modality) if filters.modality else queryset
+    """Rows of the filter's modality, else the rows that sum every modality (see spans.py)."""
+    return queryset.filter(modality=filters.modality or ALL_MODALITIES)
+
+
+def _each_modality(queryset: QuerySet[Any], filters: Filters) -> QuerySet[Any]:
+    """Rows of the filter's modality, else those of each modality: for a breakdown by it."""
+    if filters.modality:
+        return queryset.filter(modality=filters.modality)
+    return queryset.exclude(modality=ALL_MODALITIES)
 
 
 def period_of(day: date, granularity: str) -> date:

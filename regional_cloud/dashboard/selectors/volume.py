@@ -14,6 +14,7 @@ from regional_cloud.dashboard.scope import Filters
 from regional_cloud.dashboard.selectors.common import (
     GB,
     _by_period,
+    _each_modality,
     _gb,
     _in_periods,
     _in_range,
@@ -52,7 +53,14 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
         )
     }
     by_modality = list(
-        base.values("modality")
+        _in_range(
+            _each_modality(
+                rollup.DailyStudyVolume.objects.filter(institution_id__in=filters.institution_ids),
+                filters,
+            ),
+            filters,
+        )
+        .values("modality")
         .annotate(studies=Sum("studies"), bytes=Sum("bytes"))
         .order_by("-studies", "modality")
     )
@@ -72,7 +80,7 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
 
     # Storage growth: everything stored before the range, then each period's additions.
     month = filters.start.replace(day=1)
-    months_before = _with_modality(
+    months_before = _each_modality(
         rollup.MonthlyStorage.objects.filter(
             day__lt=month, institution_id__in=filters.institution_ids
         ),
