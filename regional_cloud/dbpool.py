@@ -11,7 +11,7 @@ such threads every request waits ``pool_timeout`` and fails.
 So each pooled connection gets a guard in a thread-local slot. The slot is
 freed the moment its thread ends (thread-local storage holds no cycles), and
 the guard's finalizer hands the connection back — unless the wrapper has closed
-it or moved on to another one by then.
+it by then. A thread's next connection detaches its previous guard.
 """
 
 from __future__ import annotations
@@ -35,11 +35,15 @@ def guard_pooled_connection(sender: Any, connection: BaseDatabaseWrapper, **kwar
     """``connection_created`` receiver: watch the new connection if it came from a pool."""
     if getattr(connection, "pool", None) is None or connection.connection is None:
         return
+    # The thread's earlier guard for this alias is spent: its connection was
+    # closed before this one was opened. Detach it rather than let it fire: the
+    # pool often hands the same connection back, and firing would take it away.
+    earlier = getattr(_guards, connection.alias, None)
+    if earlier is not None:
+        earlier[1].detach()
     guard = _Guard()
-    weakref.finalize(guard, _give_back, connection, connection.connection)
-    # Replacing an alias' earlier guard runs its finalizer now: by then that
-    # connection was closed (a wrapper connects again only after closing).
-    setattr(_guards, connection.alias, guard)
+    finalizer = weakref.finalize(guard, _give_back, connection, connection.connection)
+    setattr(_guards, connection.alias, (guard, finalizer))
 
 
 def _give_back(wrapper: Any, raw: Any) -> None:

@@ -69,3 +69,27 @@ def test_a_connection_left_inside_a_transaction_comes_back_rolled_back() -> None
         time.sleep(0.05)
     assert checked_out(pool) == 0
     assert not Region.objects.filter(code="nc").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_that_gets_the_same_pooled_connection_again_keeps_it() -> None:
+    """The pool hands a returned connection out again, often to the thread that returned it."""
+    pool = connection.pool
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")  # the pool is open
+    connection.close()
+    held = []  # take every idle connection but one, so the same one keeps coming back
+    while pool.get_stats()["pool_available"] > 1:
+        held.append(pool.getconn())
+    try:
+        raws = []
+        for _ in range(5):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                assert cursor.fetchone() == (1,)
+            raws.append(connection.connection)
+            connection.close()
+        assert all(raw is raws[0] for raw in raws)
+    finally:
+        for raw in held:
+            pool.putconn(raw)
