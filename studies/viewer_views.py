@@ -11,19 +11,28 @@ confirms that another institution's study exists. Opening it is audited.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
 from regional_cloud.audit import audit
 from regional_cloud.permissions import filter_by_permission
+from studies.dicom_parse import NATIVE_SYNTAXES
 from studies.dicomweb.read_audit import opening_started
 from studies.models import Instance, Study
 
@@ -102,12 +111,87 @@ def viewer_presets() -> list[dict[str, Any]]:
     ]
 
 
-def _first_image(study: Study) -> tuple[str, str]:
+def _values(metadata: dict[str, Any], tag: str) -> list[Any]:
+    return list((metadata.get(tag) or {}).get("Value") or [])
+
+
+def _number(metadata: dict[str, Any], tag: str, default: float) -> float:
+    values = _values(metadata, tag)
+    try:
+        return float(values[0]) if values else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _aspect(metadata: dict[str, Any]) -> float:
+    """Return a pixel's height over its width, as stack.js reads the spacing."""
+    for tag in ("00280030", "00181164"):  # Pixel Spacing, Imager Pixel Spacing: row\\column
+        spacing = _values(metadata, tag)
+        try:
+            row, column = float(spacing[0]), float(spacing[1])
+        except (IndexError, TypeError, ValueError):
+            continue
+        if row > 0 and column > 0:
+            return row / column
+    regions = _values(metadata, "00186011")  # ultrasound regions, units 3 = cm
+    if regions and isinstance(regions[0], dict):
+        region = regions[0]
+        if _number(region, "00186024", 0) == 3 and _number(region, "00186026", 0) == 3:
+            dx, dy = _number(region, "0018602C", 0), _number(region, "0018602E", 0)
+            if dx > 0 and dy > 0:
+                return dy / dx
+    return 1.0
+
+
+def first_pixel_description(metadata: dict[str, Any], native: bool) -> dict[str, Any] | None:
+    """Return what the page's first paint needs to draw frame 1, or None if it cannot.
+
+    Only the pixel description (size, bit depth, rescale, stored window,
+    aspect): no patient data, so the page still carries none. The frames
+    resource sends every grey image as little-endian values and decodes
+    compressed colour to interleaved RGB; other images wait for the viewer.
+    """
+    rows, columns = int(_number(metadata, "00280010", 0)), int(_number(metadata, "00280011", 0))
+    samples = int(_number(metadata, "00280002", 1))
+    bits = int(_number(metadata, "00280100", 16))
+    photometric = str((_values(metadata, "00280004") or ["MONOCHROME2"])[0]).upper()
+    planar = int(_number(metadata, "00280006", 0))
+    if rows <= 0 or columns <= 0:
+        return None
+    if samples == 1 and photometric.startswith("MONOCHROME") and bits in (8, 16):
+        kind = "gray"
+    elif samples == 3 and bits == 8 and (not native or (photometric == "RGB" and planar == 0)):
+        kind = "rgb"
+    else:
+        return None
+    centers, widths = _values(metadata, "00281050"), _values(metadata, "00281051")
+    window = None
+    try:
+        if centers and widths and float(widths[0]) > 0:
+            window = {"center": float(centers[0]), "width": float(widths[0])}
+    except (TypeError, ValueError):
+        window = None
+    return {
+        "kind": kind,
+        "rows": rows,
+        "columns": columns,
+        "samples": samples,
+        "bitsAllocated": bits,
+        "signed": _number(metadata, "00280103", 0) == 1,
+        "photometric": photometric,
+        "slope": _number(metadata, "00281053", 1) or 1,
+        "intercept": _number(metadata, "00281052", 0),
+        "window": window,
+        "aspect": _aspect(metadata),
+    }
+
+
+def _first_image(study: Study) -> tuple[str, str, dict[str, Any] | None]:
     """Return the series and SOP Instance UIDs of the image the viewer opens with.
 
     The first image of the first series that has images, in the order QIDO and
-    WADO answer. Sent with the page, so the viewer asks for that frame at once,
-    alongside its metadata, instead of after the series' metadata.
+    WADO answer, and its pixel description. Sent with the page, so the page
+    asks for that frame before anything else and draws it on its own.
     """
     first = (
         Instance.objects.filter(study=study, rows__isnull=False)
@@ -117,10 +201,35 @@ def _first_image(study: Study) -> tuple[str, str]:
             F("instance_number").asc(nulls_last=True),
             "pk",
         )
-        .values_list("series__series_instance_uid", "sop_instance_uid")
+        .values_list(
+            "series__series_instance_uid", "sop_instance_uid", "metadata", "transfer_syntax_uid"
+        )
         .first()
     )
-    return first or ("", "")
+    if first is None:
+        return "", "", None
+    series_uid, sop_uid, metadata, syntax = first
+    return series_uid, sop_uid, first_pixel_description(metadata, syntax in NATIVE_SYNTAXES)
+
+
+@lru_cache(maxsize=1)
+def _first_paint_script_cached() -> str:
+    return _read_first_paint_script()
+
+
+def _read_first_paint_script() -> str:
+    path = finders.find("viewer/first-paint.js")
+    if not path:
+        raise ImproperlyConfigured("static/viewer/first-paint.js is missing")
+    text = Path(str(path)).read_text(encoding="utf-8")
+    if "</script" in text.lower():
+        raise ImproperlyConfigured("first-paint.js must not contain </script")
+    return text
+
+
+def first_paint_script() -> str:
+    """Return the first-paint script the page inlines (read once; each time under DEBUG)."""
+    return _read_first_paint_script() if settings.DEBUG else _first_paint_script_cached()
 
 
 @require_safe
@@ -144,11 +253,13 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
     )
     # A new opening: its first image reads are audited again (studies.dicomweb.read_audit).
     opening_started(request.user, study.study_instance_uid)
-    first_series, first_instance = _first_image(study)
+    first_series, first_instance, first_pixel = _first_image(study)
     config = {
         "studyUid": study.study_instance_uid,
         "firstSeriesUid": first_series,
         "firstInstanceUid": first_instance,
+        "firstPixel": first_pixel,
+        "recognitionScript": static("js/recognition-panel.js"),
         "dicomweb": reverse("dicomweb-studies").removesuffix("/studies"),
         "presets": viewer_presets(),
     }
@@ -156,6 +267,38 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
     # and skipping its context processors saves queries before the first image.
     html = render_to_string(
         "viewer/viewer.html",
-        {"config": config, "strings": viewer_strings(), "study_uid": study.study_instance_uid},
+        {
+            "config": config,
+            "strings": viewer_strings(),
+            "study_uid": study.study_instance_uid,
+            "first_paint_script": mark_safe(first_paint_script()),  # noqa: S308 - our own file
+        },
     )
-    return HttpResponse(html)
+    response = HttpResponse(html)
+    # Per user and audited: never kept by a cache, nor shown again from history.
+    response["Cache-Control"] = "no-store"
+    if first_instance:
+        # The browser asks for these as soon as the headers arrive, before it has
+        # parsed the page and queued its style sheet and scripts on the same few
+        # connections; first-paint.js's fetches of the same URLs take the answers.
+        response["Link"] = ", ".join(
+            f"<{url}>; rel=preload; as=fetch; crossorigin=use-credentials"
+            for url in first_image_urls(config)
+        )
+    return response
+
+
+def first_image_urls(config: dict[str, Any]) -> list[str]:
+    """Return the first image's frame and metadata URLs, as first-paint.js builds them."""
+    base = "/".join(
+        [
+            config["dicomweb"],
+            "studies",
+            quote(config["studyUid"], safe=""),
+            "series",
+            quote(config["firstSeriesUid"], safe=""),
+            "instances",
+            quote(config["firstInstanceUid"], safe=""),
+        ]
+    )
+    return [f"{base}/frames/1", f"{base}/metadata"]

@@ -260,6 +260,35 @@ def test_it_shows_scrolls_windows_and_measures_a_ct(
     screenshot(page, "viewer-ct-tags", full_page=False)
 
 
+def test_the_page_draws_the_first_image_before_the_viewer_arrives(
+    page: Any, live_hub: str, reading: dict[str, Any]
+) -> None:
+    """first-paint.js draws the first frame as the viewer will; viewport 0 takes it over."""
+    log_in(page, live_hub, reading["reader"])
+    held: list[Any] = []
+    # The viewer's module waits until released.
+    page.route("**/static/viewer/viewer.js", lambda route: held.append(route))
+    page.goto(f"{live_hub}/viewer/{reading['study'].study_instance_uid}/", wait_until="commit")
+    page.wait_for_function("window.__viewerStats && window.__viewerStats.firstImageMs !== null")
+    assert page.evaluate("window.__viewerStats.viewerDrawnMs") is None
+    early = page.evaluate(CANVAS_STATS, ".vp-first")
+    assert early["variance"] > 100, early  # the image, not a blank canvas
+    screenshot(page, "viewer-first-paint", full_page=False)
+
+    while not held:
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    page.wait_for_function("window.__viewerStats.viewerDrawnMs !== null")
+    drawn(page, 0, 0)
+    assert page.locator(".vp-first").count() == 0
+    assert page.locator(".vp").count() == 1
+    # The viewer drew the same pixels into the same canvas, now with its overlays.
+    assert canvas_stats(page)["checksum"] == early["checksum"]
+    assert reading["patient"].full_name in page.locator(VP.format(0)).inner_text()
+    # The recognition panel comes after the first image.
+    page.locator("[data-recognition-panel][data-mounted]").wait_for()
+
+
 def test_it_lays_out_two_viewports_and_the_prior_side_by_side(
     page: Any, live_hub: str, reading: dict[str, Any]
 ) -> None:

@@ -50,7 +50,7 @@ def read_frames(client: Client, urls: list[str], count: int) -> None:
             f"{urls[n % len(urls)]}/frames/1", headers={"Accept": OCTET_MULTIPART}
         )
         assert response.status_code == 200
-        b"".join(response.streaming_content) if response.streaming else response.content
+        response.getvalue()  # the whole body, streamed or not
 
 
 def test_one_row_per_opening_of_a_series_however_many_frames(

@@ -156,3 +156,57 @@ def test_it_opens_first_the_first_series_with_images(
     assert json_block(html, "viewer-config")["firstSeriesUid"] == (
         study.series.get().series_instance_uid
     )
+
+
+def test_it_asks_for_the_first_frame_with_the_page_and_describes_its_pixels(
+    study_setup: dict[str, Any], client_for: Any
+) -> None:
+    study = study_setup["study"]
+    response = client_for(study_setup["reader"]).get(viewer_url(study.study_instance_uid))
+    html = response.content.decode()
+    config = json_block(html, "viewer-config")
+    first = study.instances.order_by("instance_number").first()
+    assert config["firstInstanceUid"] == first.sop_instance_uid
+    # What the first paint needs to draw it as the viewer would: no patient data.
+    pixel = config["firstPixel"]
+    assert pixel["kind"] == "gray"
+    assert (pixel["rows"], pixel["columns"], pixel["bitsAllocated"]) == (64, 64, 16)
+    assert pixel["signed"] is False  # unsigned 12-bit, HU = stored - 1024
+    assert pixel["intercept"] == -1024
+    assert pixel["window"] == {"center": 40, "width": 400}
+    assert pixel["aspect"] == 1
+    # The frame and its metadata are preloaded from the headers, before the page is parsed.
+    base = (
+        f"/dicom-web/studies/{study.study_instance_uid}/series/"
+        f"{first.series.series_instance_uid}/instances/{first.sop_instance_uid}"
+    )
+    assert response["Link"] == (
+        f"<{base}/frames/1>; rel=preload; as=fetch; crossorigin=use-credentials, "
+        f"<{base}/metadata>; rel=preload; as=fetch; crossorigin=use-credentials"
+    )
+    # The first-paint script is in the page itself, ahead of the style sheet and modules.
+    assert (
+        html.index("__viewerEarly") < html.index("css/viewer.css") < html.index("viewer/viewer.js")
+    )
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_it_leaves_images_it_cannot_draw_early_to_the_viewer(
+    study_setup: dict[str, Any], client_for: Any
+) -> None:
+    from studies.viewer_views import first_pixel_description
+
+    palette = {
+        "00280010": {"vr": "US", "Value": [8]},
+        "00280011": {"vr": "US", "Value": [8]},
+        "00280002": {"vr": "US", "Value": [1]},
+        "00280004": {"vr": "CS", "Value": ["PALETTE COLOR"]},
+        "00280100": {"vr": "US", "Value": [8]},
+    }
+    assert first_pixel_description(palette, native=True) is None
+    ybr_native = {**palette, "00280002": {"vr": "US", "Value": [3]}}
+    ybr_native["00280004"] = {"vr": "CS", "Value": ["YBR_FULL_422"]}
+    assert first_pixel_description(ybr_native, native=True) is None
+    # Decoded on the server, compressed colour arrives as interleaved RGB.
+    decoded = first_pixel_description(ybr_native, native=False)
+    assert decoded is not None and decoded["kind"] == "rgb"

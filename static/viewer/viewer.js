@@ -21,15 +21,20 @@ import { installBench } from "./bench.js";
 
 const NON_IMAGE = new Set(["SR", "PR", "KO", "DOC", "ECG", "REG", "SEG", "RTSTRUCT"]);
 const TOOL_KEYS = { w: "window", s: "scroll", z: "zoom", p: "pan", l: "length", a: "angle", e: "ellipse" };
-const stats = (window.__viewerStats = {
+// first-paint.js may have drawn the first image already: keep what it recorded.
+const stats = (window.__viewerStats = window.__viewerStats || {});
+for (const [key, value] of Object.entries({
   firstImageMs: null,
+  viewerDrawnMs: null,
   stackMs: null,
   firstFrameMs: null,
   framesDrawn: 0,
   framesLoaded: 0,
   framesFailed: 0,
   lastMeasurement: null,
-});
+})) {
+  if (!(key in stats)) stats[key] = value;
+}
 
 class Viewer {
   constructor() {
@@ -104,10 +109,9 @@ class Viewer {
     const viewport = this.layout.active;
     if (sop) {
       try {
-        // early.js may have asked for both while the modules were loading.
+        // first-paint.js asked for both before the modules arrived.
         const early = window.__viewerEarly || {};
-        window.__viewerStarted = true;
-        const request = this.client.frame({ study, series, sop, frame: 1 }, 0, early.frame);
+        const request = early.frameBytes || this.client.frame({ study, series, sop, frame: 1 });
         request.catch(() => null); // its failure is the loader's (or the fallback's) to handle
         const ds = await this.client.instanceMetadata(study, series, sop, early.metadata);
         const image = new ImageRef(ds, 1, Math.max(1, num(ds, "00280008", 1)), study, series);
@@ -134,8 +138,9 @@ class Viewer {
   async start() {
     const study = config.studyUid;
     const first = (this.ready = this.openFirst());
-    // The series list and its thumbnails wait for the first image.
+    // The series list, its thumbnails and the recognition panel wait for the first image.
     await Promise.race([this.firstDrawn, first]);
+    this.loadRecognitionPanel();
     let list;
     try {
       list = await this.seriesList(study);
@@ -160,6 +165,14 @@ class Viewer {
       document.querySelector(".vw-patient").textContent = patientBanner(ds);
       this.findPriors(ds);
     }
+  }
+
+  loadRecognitionPanel() {
+    if (!config.recognitionScript || document.querySelector("script[data-recognition]")) return;
+    const script = document.createElement("script");
+    script.src = config.recognitionScript;
+    script.dataset.recognition = "";
+    document.head.append(script);
   }
 
   async findPriors(ds) {
@@ -236,9 +249,13 @@ class Viewer {
 
   drawn() {
     stats.framesDrawn++;
-    if (stats.firstImageMs === null) {
-      stats.firstImageMs = performance.now();
-      performance.mark("viewer-first-image");
+    if (stats.viewerDrawnMs === null) {
+      // The viewer's own first draw: overlays and tools live from here.
+      stats.viewerDrawnMs = performance.now();
+      if (stats.firstImageMs === null) {
+        stats.firstImageMs = stats.viewerDrawnMs;
+        performance.mark("viewer-first-image");
+      }
       this.firstImageDrawn();
     }
   }

@@ -32,8 +32,14 @@ export class Viewport {
     this.element.tabIndex = 0;
     this.element.dataset.viewport = String(position);
     this.element.dataset.sliceIndex = "0";
-    this.canvas = document.createElement("canvas");
+    // Viewport 0 takes over the canvas first-paint.js drew the first image in.
+    const first = position === 0 ? document.querySelector(".vp-first") : null;
+    this.canvas = first ? first.querySelector("canvas") : document.createElement("canvas");
     this.element.append(this.canvas);
+    if (first) first.remove();
+    if (position === 0 && window.__viewerFirst) window.__viewerFirst.adopted = true;
+    // Its image stays on screen, without a "Loading…" over it, until the viewer draws.
+    this.keepsFirstPaint = Boolean(first);
     this.ctx = this.canvas.getContext("2d", { alpha: false });
     this.overlay = new Overlay(this.element);
     this.badge = div("vp-badge", this.element);
@@ -56,7 +62,7 @@ export class Viewport {
     this.bind();
     this.resizer = new ResizeObserver(() => this.resize());
     this.resizer.observe(this.element);
-    this.setStatus(t("empty_viewport"));
+    if (!first) this.setStatus(t("empty_viewport"));
   }
 
   destroy() {
@@ -91,7 +97,7 @@ export class Viewport {
     this.element.dataset.studyUid = stack.study;
     this.badge.textContent = t("prior");
     this.badge.hidden = stack.study === config.studyUid;
-    if (!keep) this.setStatus(stack.length ? t("loading") : t("no_images"));
+    if (!keep) this.setStatus(stack.length ? (this.keepsFirstPaint ? "" : t("loading")) : t("no_images"));
     this.setSlice(slice);
     this.updateProgress();
   }
@@ -160,6 +166,7 @@ export class Viewport {
       return false;
     }
     this.setStatus("");
+    this.keepsFirstPaint = false;
     if (!this.voi) this.voi = defaultWindow(image, frame);
     const source = this.painter.paint(image, frame, { ...this.voi, invert: this.view.invert });
     const matrix = this.matrixFor(image, frame);
