@@ -210,3 +210,22 @@ def test_it_leaves_images_it_cannot_draw_early_to_the_viewer(
     # Decoded on the server, compressed colour arrives as interleaved RGB.
     decoded = first_pixel_description(ybr_native, native=False)
     assert decoded is not None and decoded["kind"] == "rgb"
+
+
+def test_it_links_to_a_consultation_request_on_this_study(
+    study_setup: dict[str, Any], client_for: Any
+) -> None:
+    study = study_setup["study"]
+    client = client_for(study_setup["reader"])
+    html = client.get(viewer_url(study.study_instance_uid)).content.decode()
+    match = re.search(r'data-testid="request-consultation" href="([^"]+)"', html)
+    assert match, "no consultation link"
+    href = match.group(1).replace("&amp;", "&")
+    assert href == f"/consultations/new/?study={study.study_instance_uid}"
+
+    # The consultation page takes the study from there.
+    page = client.get(href)
+    assert page.status_code == 200
+    assert [s.pk for s in page.context["studies"]] == [study.pk]
+    # An outsider's link leads nowhere: the study is not theirs to see.
+    assert client_for(study_setup["outsider"]).get(href).status_code == 404
