@@ -1,8 +1,10 @@
-"""Run the hub for a benchmark: its own database, a folder archive, daphne.
+"""Run the hub for a benchmark: its own database, a folder archive, its servers.
 
 The benchmark database (``rc_bench_<pid>``) is created, migrated and dropped
 here; the hub runs as production does (DEBUG off, PostgreSQL index, the
-folder store that fsyncs every object), under the same daphne command.
+folder store that fsyncs every object), under the same commands: gunicorn
+for HTTP (``start_gunicorn``), daphne for the demo and WebSockets
+(``start_daphne``).
 """
 
 from __future__ import annotations
@@ -114,10 +116,16 @@ class HubServer:
     url: str
     process: subprocess.Popen[bytes] = field(repr=False)
     log_path: Path
+    name: str = "daphne"
 
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def serving_pids(self) -> list[int]:
+        """Return the processes that run requests: gunicorn's workers, or daphne itself."""
+        children = child_pids(self.pid)
+        return children if self.name == "gunicorn" and children else [self.pid]
 
     def log_tail(self, size: int = 4000) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-size:]
@@ -132,28 +140,83 @@ class HubServer:
                 self.process.wait()
 
 
-def start_daphne(env: dict[str, str], directory: Path, *, timeout: float = 60.0) -> HubServer:
-    """Start ``daphne`` serving the hub on a free loopback port; wait until it answers."""
-    port = free_port()
-    log_path = directory / f"daphne-{port}.log"
-    daphne = Path(sys.executable).with_name("daphne")
-    command = [
-        str(daphne) if daphne.exists() else "daphne",
+def _venv_command(name: str) -> str:
+    """Return the venv's script ``name`` (beside this interpreter), else ``name`` on PATH."""
+    script = Path(sys.executable).with_name(name)
+    return str(script) if script.exists() else name
+
+
+def daphne_command(port: int) -> list[str]:
+    """The demo's single server: HTTP and WebSockets through the ASGI application."""
+    return [
+        _venv_command("daphne"),
         "-b",
         "127.0.0.1",
         "-p",
         str(port),
         "regional_cloud.asgi:application",
     ]
+
+
+def gunicorn_command(
+    port: int, *, workers: int | None = None, threads: int | None = None
+) -> list[str]:
+    """Production's HTTP server (README, "Deployment"), bound to loopback ``port``."""
+    command = [
+        _venv_command("gunicorn"),
+        "-c",
+        str(REPO / "regional_cloud" / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    return command
+
+
+def start_daphne(env: dict[str, str], directory: Path, *, timeout: float = 60.0) -> HubServer:
+    """Start ``daphne`` serving the hub on a free loopback port; wait until it answers."""
+    port = free_port()
+    return _start("daphne", daphne_command(port), port, env, directory, timeout)
+
+
+def start_gunicorn(
+    env: dict[str, str],
+    directory: Path,
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+    timeout: float = 60.0,
+) -> HubServer:
+    """Start gunicorn (gthread, WSGI) serving the hub's HTTP on a free loopback port."""
+    port = free_port()
+    command = gunicorn_command(port, workers=workers, threads=threads)
+    return _start("gunicorn", command, port, env, directory, timeout)
+
+
+def _start(
+    name: str,
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    directory: Path,
+    timeout: float,
+) -> HubServer:
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / f"{name}-{port}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - the venv's daphne
+        process = subprocess.Popen(  # noqa: S603 - the venv's server
             command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    server = HubServer(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    server = HubServer(
+        url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, name=name
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited with {process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(f"{server.url}/accounts/login/", timeout=2):  # noqa: S310
                 return server
@@ -162,7 +225,21 @@ def start_daphne(env: dict[str, str], directory: Path, *, timeout: float = 60.0)
         except OSError:
             time.sleep(0.2)
     server.stop()
-    raise RuntimeError(f"daphne did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+    raise RuntimeError(f"{name} did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the direct children of ``pid`` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
 
 
 def proc_status_kb(pid: int, field_name: str) -> int:

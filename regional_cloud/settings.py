@@ -77,7 +77,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "regional_cloud.urls"
-WSGI_APPLICATION = None
+WSGI_APPLICATION = "regional_cloud.wsgi.application"
 ASGI_APPLICATION = "regional_cloud.asgi.application"
 
 TEMPLATES = [
