@@ -12,8 +12,12 @@ Each ``Daily*`` table also holds coarser rows: the sums of whole ISO weeks
 million studies the day rows hardly compress the index (a region of 100
 institutions and six modalities fills most of its 600 cells every day), so a
 year read from day rows would sum some 200,000 rows per query; read as eleven
-months and a few weeks and days at its edges (``selectors/common.py``) it sums
-a tenth of that.
+months and a few weeks and days at its edges (``spans.py``) it sums a tenth
+of that. Tables with a modality also hold, per cell, a row summing every
+modality (``modality`` "*"): a view without a modality filter reads those.
+Each table's unique cell starts with span and modality, so what one query
+reads — one span, one modality (or "*"), a range of days — is one range of
+that index.
 
 Each event is counted on the day it happened: a referral submitted on Monday
 and accepted on Wednesday adds to Monday's ``submitted`` and to Wednesday's
@@ -90,7 +94,7 @@ class DailyStudyVolume(SpannedRow):
         verbose_name_plural = _("daily study volumes")
         constraints = [
             models.UniqueConstraint(
-                fields=["span", "day", "institution", "modality"], name="volume_unique_cell"
+                fields=["span", "modality", "day", "institution"], name="volume_unique_cell"
             )
         ]
         indexes = [models.Index(fields=["institution", "span", "day"], name="volume_inst_span")]
@@ -142,7 +146,7 @@ class DailyTurnaround(SpannedRow):
         verbose_name_plural = _("daily turnarounds")
         constraints = [
             models.UniqueConstraint(
-                fields=["span", "day", "origin", "reading_institution", "modality"],
+                fields=["span", "modality", "day", "origin", "reading_institution"],
                 name="turnaround_unique_cell",
             )
         ]
@@ -171,7 +175,7 @@ class DailyCritical(SpannedRow):
         verbose_name_plural = _("daily critical results")
         constraints = [
             models.UniqueConstraint(
-                fields=["span", "day", "origin", "reading_institution", "modality"],
+                fields=["span", "modality", "day", "origin", "reading_institution"],
                 name="critical_unique_cell",
             )
         ]
@@ -200,7 +204,7 @@ class DailyRecognition(SpannedRow):
         verbose_name_plural = _("daily recognition")
         constraints = [
             models.UniqueConstraint(
-                fields=["span", "day", "institution", "origin", "modality"],
+                fields=["span", "modality", "day", "institution", "origin"],
                 name="recognition_unique_cell",
             )
         ]
@@ -259,7 +263,7 @@ class DailyWorkload(SpannedRow):
         verbose_name_plural = _("daily reading workload")
         constraints = [
             models.UniqueConstraint(
-                fields=["span", "day", "reader", "institution", "modality"],
+                fields=["span", "modality", "day", "reader", "institution"],
                 name="workload_unique_cell",
             )
         ]

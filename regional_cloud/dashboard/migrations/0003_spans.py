@@ -204,11 +204,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='dailycritical',
-            constraint=models.UniqueConstraint(fields=('span', 'day', 'origin', 'reading_institution', 'modality'), name='critical_unique_cell'),
+            constraint=models.UniqueConstraint(fields=('span', 'modality', 'day', 'origin', 'reading_institution'), name='critical_unique_cell'),
         ),
         migrations.AddConstraint(
             model_name='dailyrecognition',
-            constraint=models.UniqueConstraint(fields=('span', 'day', 'institution', 'origin', 'modality'), name='recognition_unique_cell'),
+            constraint=models.UniqueConstraint(fields=('span', 'modality', 'day', 'institution', 'origin'), name='recognition_unique_cell'),
         ),
         migrations.AddConstraint(
             model_name='dailyreferralflow',
@@ -220,15 +220,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='dailystudyvolume',
-            constraint=models.UniqueConstraint(fields=('span', 'day', 'institution', 'modality'), name='volume_unique_cell'),
+            constraint=models.UniqueConstraint(fields=('span', 'modality', 'day', 'institution'), name='volume_unique_cell'),
         ),
         migrations.AddConstraint(
             model_name='dailyturnaround',
-            constraint=models.UniqueConstraint(fields=('span', 'day', 'origin', 'reading_institution', 'modality'), name='turnaround_unique_cell'),
+            constraint=models.UniqueConstraint(fields=('span', 'modality', 'day', 'origin', 'reading_institution'), name='turnaround_unique_cell'),
         ),
         migrations.AddConstraint(
             model_name='dailyworkload',
-            constraint=models.UniqueConstraint(fields=('span', 'day', 'reader', 'institution', 'modality'), name='workload_unique_cell'),
+            constraint=models.UniqueConstraint(fields=('span', 'modality', 'day', 'reader', 'institution'), name='workload_unique_cell'),
         ),
         migrations.RunPython(build_coarse_rows, drop_coarse_rows),
     ]
