@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404
 from django.urls import path
@@ -93,7 +94,9 @@ class WorklistRowOutput(serializers.Serializer[Any]):
 
 
 class WorklistOutput(serializers.Serializer[Any]):
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="Rows matching the filters, on every page.")
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
     results = WorklistRowOutput(many=True)
 
 
@@ -197,6 +200,7 @@ FILTER_PARAMETERS = [
     OpenApiParameter("date_to", str, description="Study date to (YYYY-MM-DD)."),
     OpenApiParameter("q", str, description="Patient name or ID, or accession number."),
     OpenApiParameter("id", str, many=True, description="Only these reading tasks (UUIDs)."),
+    OpenApiParameter("page", int, description="Page number, from 1 (200 rows a page)."),
 ]
 
 # --- Worklist ------------------------------------------------------------------------------
@@ -209,19 +213,27 @@ class WorklistView(APIView):
         operation_id="worklist_list", parameters=FILTER_PARAMETERS, responses={200: WorklistOutput}
     )
     def get(self, request: Request) -> Response:
-        """Your worklist: emergency first, then the longest waiting (at most 200 rows)."""
+        """Your worklist: emergency first, then the longest waiting, 200 rows a page."""
         filters = selectors.WorklistFilters.from_query(request.query_params)
         own = set(selectors.specialist_institutions(request.user).values_list("pk", flat=True))
         tasks = selectors.worklist(request.user, filters)
+        page = Paginator(tasks, LIST_LIMIT).get_page(request.query_params.get("page"))
         now = timezone.now()
-        rows = [
-            worklist_row(task, user=request.user, own_pools=own, now=now)
-            for task in tasks[:LIST_LIMIT]
-        ]
+        rows = [worklist_row(task, user=request.user, own_pools=own, now=now) for task in page]
         audit(
-            action="worklist.read", actor=request.user, request=request, detail={"rows": len(rows)}
+            action="worklist.read",
+            actor=request.user,
+            request=request,
+            detail={"rows": len(rows), "page": page.number},
         )
-        return Response({"count": len(rows), "results": rows})
+        return Response(
+            {
+                "count": page.paginator.count,
+                "page": page.number,
+                "pages": page.paginator.num_pages,
+                "results": rows,
+            }
+        )
 
 
 class WorklistItemView(APIView):

@@ -21,7 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -71,13 +71,20 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied(_("The worklist is for specialists."))
     filters = selectors.WorklistFilters.from_query(request.GET)
     now = timezone.now()
-    rows = [
-        worklist_row(task, user=user, own_pools=own_pools, now=now)
-        for task in selectors.worklist(user, filters)[:WORKLIST_LIMIT]
-    ]
+    # Pages of WORKLIST_LIMIT rows in the worklist's order (emergency, then waiting, then id).
+    page = Paginator(selectors.worklist(user, filters), WORKLIST_LIMIT).get_page(
+        request.GET.get("page")
+    )
+    rows = [worklist_row(task, user=user, own_pools=own_pools, now=now) for task in page]
     for row in rows:
         row["waiting_label"] = waiting_label(row["waiting_minutes"])
-    audit(action="worklist.read", actor=user, request=request, detail={"rows": len(rows)})
+    audit(
+        action="worklist.read",
+        actor=user,
+        request=request,
+        detail={"rows": len(rows), "page": page.number},
+    )
+    filter_query = filters.as_query()
     return render(
         request,
         "reading/worklist.html",
@@ -88,8 +95,10 @@ def worklist_page(request: HttpRequest) -> HttpResponse:
             "priorities": Priority.choices,
             "statuses": [(key, str(label)) for key, label in _status_labels().items()],
             "modalities": MODALITY_CHOICES,
-            "limit": WORKLIST_LIMIT,
-            "filter_query": filters.as_query(),
+            "page": page,
+            # The filters kept in the pager's links.
+            "page_query": urlencode(filter_query) + "&" if filter_query else "",
+            "filter_query": filter_query,
             "i18n": _worklist_i18n(),
         },
     )

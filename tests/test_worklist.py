@@ -292,3 +292,59 @@ def test_it_gives_a_study_to_exactly_one_of_two_readers_claiming_at_once(file_ar
     loser = "li" if winner == "wang" else "wang"
     assert outcomes[loser] == f"held by {task.claimed_by.first_name}"
     assert AuditEvent.objects.filter(action="reading.claim", object_id=str(task.uuid)).count() == 1
+
+
+@pytest.mark.django_db
+def test_it_pages_the_worklist_and_keeps_the_filters(region, client_for, monkeypatch):
+    import re
+
+    from studies import reading_api, reading_views
+
+    monkeypatch.setattr(reading_views, "WORKLIST_LIMIT", 3)
+    monkeypatch.setattr(reading_api, "LIST_LIMIT", 3)
+    mine = [
+        task_of(ingest(region["clinic"], region.clinic_doctor, patient_id=f"P{n}"))
+        for n in range(5)
+    ]
+    task_of(ingest(region["other_clinic"], None, patient_id="OTHER"))  # filtered out
+    client = client_for(region.specialist)
+    origin = str(region["clinic"].uuid)
+    expected = [str(t.uuid) for t in mine]  # all routine: oldest first
+
+    def page_rows(html: str) -> list[str]:
+        return re.findall(r'<tr data-task="([0-9a-f-]+)"', html)
+
+    first = client.get("/worklist/", {"origin": origin}).content.decode()
+    assert page_rows(first) == expected[:3]
+    assert re.search(r"1–3\D+5", first)  # rows 1–3 of 5, in either language
+    next_link = re.search(r'rel="next" href="\?([^"]+)"', first)
+    assert next_link, "no link to the next page"
+    query = next_link.group(1).replace("&amp;", "&")
+    assert f"origin={origin}" in query
+    assert query.endswith("page=2")
+
+    second = client.get(f"/worklist/?{query}").content.decode()
+    assert page_rows(second) == expected[3:]
+    assert 'rel="next"' not in second
+    previous = re.search(r'rel="prev" href="\?([^"]+)"', second)
+    assert previous
+    assert f"origin={origin}" in previous.group(1)
+    # Past the end or not a number: the last page, the first page.
+    assert (
+        page_rows(client.get("/worklist/", {"origin": origin, "page": 99}).content.decode())
+        == (expected[3:])
+    )
+    assert (
+        page_rows(client.get("/worklist/", {"origin": origin, "page": "x"}).content.decode())
+        == (expected[:3])
+    )
+
+    # The API pages the same way.
+    data = client.get("/api/worklist/", {"origin": origin, "page": 2}).json()
+    assert (data["count"], data["page"], data["pages"]) == (5, 2, 2)
+    assert [r["id"] for r in data["results"]] == expected[3:]
+    # Without paging (one page), the page reads as before.
+    monkeypatch.setattr(reading_views, "WORKLIST_LIMIT", 200)
+    single = client.get("/worklist/", {"origin": origin}).content.decode()
+    assert page_rows(single) == expected
+    assert "worklist-pager" not in single

@@ -11,6 +11,11 @@
   var stateLabel = stateBox && stateBox.querySelector(".live-label");
   var csrf = document.querySelector("input[name=csrfmiddlewaretoken]");
   var RANK = { emergency: 0, urgent: 1, routine: 2 };
+  // With several pages, a new row shows only where it sorts inside this page.
+  // On a later page, only the rows shown there change.
+  var paged = Boolean(document.querySelector("[data-testid=worklist-pager]"));
+  var countBox = document.getElementById("worklist-count");
+  var laterPage = Boolean(countBox && Number(countBox.dataset.page) > 1);
 
   function format(template, values) {
     return template.replace(/%\((\w+)\)s/g, function (_m, key) { return String(values[key]); });
@@ -121,14 +126,18 @@
     for (var i = 0; i < rows.length; i++) {
       if (comesBefore(tr, rows[i])) {
         tbody.insertBefore(tr, rows[i]);
-        return;
+        return true;
       }
     }
+    // Past this page's last row it belongs to a later page.
+    if (paged) return false;
     tbody.appendChild(tr);
+    return true;
   }
 
   function refreshCount() {
     var n = tbody.querySelectorAll("tr[data-task]").length;
+    if (paged) return; // the server's "x–y of z" stays until the next load
     var count = document.getElementById("worklist-count");
     if (count) count.textContent = format(words.count, { n: n });
     document.getElementById("worklist-empty").hidden = n > 0;
@@ -153,7 +162,7 @@
         if (old) old.remove();
         if (row) {
           var tr = buildRow(row);
-          place(tr);
+          if ((laterPage && !old) || !place(tr)) return;
           if (!old) {
             tr.classList.add("is-new");
             window.setTimeout(function () { tr.classList.remove("is-new"); }, 4000);
