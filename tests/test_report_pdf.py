@@ -17,6 +17,7 @@ from regional_cloud.models import AuditEvent
 from studies.archive import get_store
 from studies.models import Instance, ReadingTask, Report
 from studies.reading.dicom_report import ENCAPSULATED_PDF_STORAGE, report_archive
+from studies.reading.dicom_sr import BASIC_TEXT_SR_STORAGE, sr_sop_instance_uid
 from studies.reading.pdf import render_report_pdf
 from studies.reading.services import (
     reading_task_claim,
@@ -24,6 +25,7 @@ from studies.reading.services import (
     report_save,
     report_sign,
 )
+from tests.dicomweb_helpers import multipart_parts
 from tests.reading_helpers import PATIENT_DISPLAY, ingest, make_reading_region, task_of
 
 pytestmark = pytest.mark.django_db
@@ -165,7 +167,8 @@ def test_it_stores_the_final_report_in_the_study_as_an_encapsulated_pdf(
     assert bytes(ds.EncapsulatedDocument).startswith(b"%PDF")
     assert ds.VerificationFlag == "VERIFIED"
     # Storing it again changes nothing.
-    assert report_archive(report=report, reader=region.specialist).outcome == "already_stored"
+    again = report_archive(report=report, reader=region.specialist)
+    assert again.pdf.outcome == "already_stored", again
     assert Instance.objects.filter(study=study, sop_class_uid=ENCAPSULATED_PDF_STORAGE).count() == 1
     # The audit names the reader and the reading institution; ingest recorded the origin.
     archived = AuditEvent.objects.filter(
@@ -194,6 +197,108 @@ def test_it_stores_the_final_report_in_the_study_as_an_encapsulated_pdf(
     assert b"%PDF" in body
     outsider = client_for(region.outsider)
     hidden = outsider.get(
+        f"/dicom-web/studies/{study.study_instance_uid}/instances",
+        HTTP_ACCEPT="application/dicom+json",
+    )
+    assert hidden.status_code == 404
+
+
+def sr_items(ds: pydicom.Dataset) -> dict[str, list[str]]:
+    """Return the TEXT values under each CONTAINER of an SR, by the container's code."""
+    found: dict[str, list[str]] = {}
+    for item in ds.ContentSequence:
+        if item.ValueType == "CONTAINER":
+            code = item.ConceptNameCodeSequence[0].CodeValue
+            found[code] = [child.TextValue for child in item.get("ContentSequence", [])]
+    return found
+
+
+def fetch_sr(client, study_uid: str, sop_uid: str | None = None) -> pydicom.Dataset:
+    """Find a report SR of the study (QIDO-RS) and retrieve it (WADO-RS), as any system would."""
+    listing = client.get(
+        f"/dicom-web/studies/{study_uid}/instances",
+        {"SOPClassUID": BASIC_TEXT_SR_STORAGE},
+        HTTP_ACCEPT="application/dicom+json",
+    )
+    assert listing.status_code == 200, listing.content[:500]
+    found = {
+        item["00080018"]["Value"][0]: item["0020000E"]["Value"][0]
+        for item in listing.json()
+        if item["00080016"]["Value"][0] == BASIC_TEXT_SR_STORAGE
+    }
+    assert found, "no SR in the study"
+    sop_uid = sop_uid or next(iter(found))
+    retrieved = client.get(
+        f"/dicom-web/studies/{study_uid}/series/{found[sop_uid]}/instances/{sop_uid}",
+        HTTP_ACCEPT='multipart/related; type="application/dicom"',
+    )
+    assert retrieved.status_code == 200
+    [(_headers, body)] = multipart_parts(retrieved)
+    return pydicom.dcmread(io.BytesIO(body))
+
+
+def test_it_stores_the_final_report_as_a_basic_text_sr_that_others_can_read(
+    region, archive, client_for
+):
+    study = ingest(region["clinic"], region.clinic_doctor)
+    task = task_of(study)
+    report = sign(task, region.specialist)
+    report.refresh_from_db()
+    images = set(
+        Instance.objects.filter(study=study)
+        .exclude(sop_class_uid__in=[ENCAPSULATED_PDF_STORAGE, BASIC_TEXT_SR_STORAGE])
+        .values_list("sop_instance_uid", flat=True)
+    )
+    assert images
+
+    ds = fetch_sr(client_for(region.clinic_doctor), study.study_instance_uid)
+    assert ds.SOPClassUID == BASIC_TEXT_SR_STORAGE
+    assert ds.SOPInstanceUID == sr_sop_instance_uid(report)
+    assert ds.Modality == "SR"
+    assert ds.StudyInstanceUID == study.study_instance_uid
+    assert ds.PatientID == study.patient.patient_id
+    assert str(ds.PatientName) == study.patient.patient_name
+    assert ds.CompletionFlag == "COMPLETE"
+    assert ds.VerificationFlag == "VERIFIED"
+    assert ds.ConceptNameCodeSequence[0].CodeValue == "18748-4"
+    # The text, in Chinese as written, under Findings and Impressions (TID 2000).
+    assert sr_items(ds) == {"121070": [FINDINGS], "121072": [IMPRESSION]}
+    observer = ds.VerifyingObserverSequence[0]
+    assert "王主任" in str(observer.VerifyingObserverName)
+    assert observer.VerifyingOrganization == region["county"].name
+    # It names the study's images as what was read, and nothing else.
+    [evidence] = ds.CurrentRequestedProcedureEvidenceSequence
+    assert evidence.StudyInstanceUID == study.study_instance_uid
+    referenced = {
+        ref.ReferencedSOPInstanceUID
+        for series in evidence.ReferencedSeriesSequence
+        for ref in series.ReferencedSOPSequence
+    }
+    assert referenced == images
+    # Stored again: nothing new.
+    again = report_archive(report=report, reader=region.specialist)
+    assert again.sr.outcome == "already_stored"
+    assert Instance.objects.filter(study=study, sop_class_uid=BASIC_TEXT_SR_STORAGE).count() == 1
+
+    # An addendum is a second SR that names the first as its predecessor.
+    reading_task_claim(task=task, user=region.specialist)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        addendum = report_addendum_save(
+            report=report,
+            user=region.specialist,
+            findings="补充：左肺下叶钙化灶。",
+            impression="无需处理。",
+        )
+        report_sign(report=addendum, user=region.specialist)
+    second = fetch_sr(
+        client_for(region.clinic_doctor), study.study_instance_uid, sr_sop_instance_uid(addendum)
+    )
+    assert second.InstanceNumber == 2
+    assert sr_items(second)["121070"] == ["补充：左肺下叶钙化灶。"]
+    predecessor = second.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0]
+    assert predecessor.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+    # Others may not: the study is not theirs.
+    hidden = client_for(region.outsider).get(
         f"/dicom-web/studies/{study.study_instance_uid}/instances",
         HTTP_ACCEPT="application/dicom+json",
     )

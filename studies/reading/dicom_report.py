@@ -1,5 +1,8 @@
 """A final report stored in the archive as a DICOM Encapsulated PDF, in its own study.
 
+Beside it goes the same report as a Basic Text SR (``studies.reading.dicom_sr``),
+for systems that read text rather than PDF; both in one ingest request.
+
 Other systems (a HIS, another hub, OHIF) then fetch the report with the images
 through QIDO-RS/WADO-RS. The object follows PS3.3 A.45.1 Encapsulated PDF IOD:
 Patient and General Study modules copied from the index, an Encapsulated
@@ -21,6 +24,7 @@ import hashlib
 import io
 import logging
 import uuid as uuid_module
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -33,6 +37,7 @@ from regional_cloud.audit import audit
 from regional_cloud.models import AuditEvent
 from studies.ingest import InstanceResult, ReceivedFile, Sender, instances_ingest
 from studies.models import Report
+from studies.reading.dicom_sr import basic_text_sr_dataset
 from studies.reading.pdf import render_report_pdf
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,16 @@ def report_series_uid(study_uid: str) -> str:
 def report_sop_instance_uid(report: Report) -> str:
     """Return the report's SOP Instance UID: its UUID as a 2.25 UID (PS3.5 B.2)."""
     return f"2.25.{uuid_module.UUID(str(report.uuid)).int}"
+
+
+def report_instance_number(report: Report) -> int:
+    """Return the report's number in its study: 1 for the first signed, then its addenda."""
+    return (
+        1
+        + Report.objects.filter(
+            study=report.study, state=Report.State.FINAL, signed_at__lt=report.signed_at
+        ).count()
+    )
 
 
 def encapsulated_pdf_dataset(report: Report, pdf: bytes) -> Dataset:
@@ -97,12 +112,7 @@ def encapsulated_pdf_dataset(report: Report, pdf: bytes) -> Dataset:
     ds.InstitutionName = report.task.reading_institution.name[:64]
     ds.ConversionType = "WSD"
     # Encapsulated Document (C.24.2)
-    ds.InstanceNumber = (
-        1
-        + Report.objects.filter(
-            study=study, state=Report.State.FINAL, signed_at__lt=report.signed_at
-        ).count()
-    )
+    ds.InstanceNumber = report_instance_number(report)
     ds.ContentDate = signed.strftime("%Y%m%d")
     ds.ContentTime = signed.strftime("%H%M%S")
     ds.AcquisitionDateTime = signed.strftime("%Y%m%d%H%M%S")
@@ -124,30 +134,60 @@ def _part10(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def report_archive(*, report: Report, reader: Any) -> InstanceResult:
-    """Store a final report in its study as an Encapsulated PDF; return ingest's result."""
+@dataclass(frozen=True)
+class ArchivedReport:
+    """What ingest answered for the report's two objects."""
+
+    pdf: InstanceResult
+    sr: InstanceResult
+
+    @property
+    def ok(self) -> bool:
+        return self.pdf.ok and self.sr.ok
+
+
+def _received(data: bytes, name: str) -> ReceivedFile:
+    return ReceivedFile(
+        stream=io.BytesIO(data), size=len(data), sha256=hashlib.sha256(data).hexdigest(), name=name
+    )
+
+
+def report_archive(*, report: Report, reader: Any) -> ArchivedReport:
+    """Store a final report in its study as an Encapsulated PDF and a Basic Text SR.
+
+    Both go in one ingest request: its index rows are written all or nothing.
+    """
     report = Report.objects.select_related(
-        "study", "study__patient", "study__origin", "task__reading_institution", "amends"
+        "study",
+        "study__patient",
+        "study__origin",
+        "task__reading_institution",
+        "amends",
+        "signed_by",
     ).get(pk=report.pk)
     if report.state != Report.State.FINAL:
         raise ValueError("only a final report goes into the archive")
     pdf = render_report_pdf(report, with_later_addenda=False)
-    data = _part10(encapsulated_pdf_dataset(report, pdf))
-    received = ReceivedFile(
-        stream=io.BytesIO(data),
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        name=f"report-{report.uuid}.dcm",
-    )
+    number = report_instance_number(report)
+    pdf_object = encapsulated_pdf_dataset(report, pdf)
+    sr_object = basic_text_sr_dataset(report, instance_number=number)
     study = report.study
     ingest = instances_ingest(
-        files=[received],
+        files=[
+            _received(_part10(pdf_object), f"report-{report.uuid}.dcm"),
+            _received(_part10(sr_object), f"report-{report.uuid}-sr.dcm"),
+        ],
         sender=Sender(user=reader, institution=study.origin),
         expected_study_uid=study.study_instance_uid,
     )
-    result = ingest.results[0]
+    by_uid = {r.sop_instance_uid: r for r in ingest.results}
+    archived = ArchivedReport(
+        pdf=by_uid.get(str(pdf_object.SOPInstanceUID), ingest.results[0]),
+        sr=by_uid.get(str(sr_object.SOPInstanceUID), ingest.results[-1]),
+    )
+    result = archived.pdf
     with transaction.atomic():
-        if result.ok:
+        if archived.ok:
             Report.objects.filter(pk=report.pk).update(
                 archived_sop_instance_uid=result.sop_instance_uid, archived_at=timezone.now()
             )
@@ -159,15 +199,18 @@ def report_archive(*, report: Report, reader: Any) -> InstanceResult:
             object_id=report.uuid,
             study_uid=study.study_instance_uid,
             patient_ref=study.patient.uuid,
-            outcome=AuditEvent.Outcome.SUCCESS if result.ok else AuditEvent.Outcome.FAILED,
+            outcome=AuditEvent.Outcome.SUCCESS if archived.ok else AuditEvent.Outcome.FAILED,
             detail={
                 "sop_instance_uid": result.sop_instance_uid,
                 "outcome": str(result.outcome),
                 "code": result.code,
+                "sr_sop_instance_uid": archived.sr.sop_instance_uid,
+                "sr_outcome": str(archived.sr.outcome),
+                "sr_code": archived.sr.code,
                 "sent_as": str(study.origin.uuid),
             },
         )
-    return result
+    return archived
 
 
 def report_archive_after_sign(report_id: int, user_id: int) -> None:

@@ -197,7 +197,8 @@ def _story(report: Report, addenda: list[Report]) -> list[Flowable]:
         ),
         (
             _("Modality"),
-            "/".join(m for m in study.modalities if m != "DOC"),
+            # Not the report's own objects (PDF, SR): printing them would change the PDF.
+            "/".join(m for m in study.modalities if m not in ("DOC", "SR")),
             _("Study date"),
             date_label(study.study_date),
         ),
