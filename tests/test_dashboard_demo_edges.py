@@ -28,7 +28,7 @@ def region() -> Any:
 
 
 def network_data(client: Any) -> dict[str, Any]:
-    response = client.get("/api/dashboard/network/")
+    response = client.get("/api/dashboard/network/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200, response.content
     data: dict[str, Any] = response.json()
     return data
@@ -80,3 +80,35 @@ def test_a_region_without_simulated_edges_says_nothing_of_them(region: Any, clie
         'data-testid="simulated-edges"'
         not in analyst.get("/dashboard/at-a-glance/").content.decode()
     )
+
+
+def test_without_a_task_worker_any_page_beats_them_once_a_minute(
+    region: Any, client_for: Any, monkeypatch: Any
+):
+    from regional_cloud.demo import network as demo_network
+
+    analyst = client_for(get_user_model().objects.get(username="bureau_analyst"))
+    edges = EdgeNode.objects.filter(institution__region=region)
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    edges.update(last_contact_at=two_hours_ago)
+    monkeypatch.setattr(demo_network, "_last_beat", -1e9)
+
+    home = analyst.get("/")  # the analyst's home page: edge nodes online / need attention
+
+    assert home.status_code == 200
+    assert home.context["edges_attention"] == 0
+    assert home.context["edges_online"] == edges.count()
+    assert SIMULATED_AGENT_VERSION in home.content.decode()  # beside each edge's name
+
+    # Within the minute, no request beats again.
+    edges.update(last_contact_at=two_hours_ago)
+    analyst.get("/")
+    assert set(edges.values_list("last_contact_at", flat=True)) == {two_hours_ago}
+
+
+def test_an_earlier_demos_edges_become_simulated_on_seeding(region: Any):
+    EdgeNode.objects.update(agent_version="demo")
+    simulate_edge_heartbeats()
+    assert set(EdgeNode.objects.values_list("agent_version", flat=True)) == {
+        SIMULATED_AGENT_VERSION
+    }

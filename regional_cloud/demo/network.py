@@ -6,6 +6,7 @@ the demo again finds what exists and creates nothing twice.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -19,8 +20,10 @@ from hospitals.models import Alliance, EdgeNode, HRScope, Institution, Region, R
 from hospitals.services import edge_node_create, institution_create, membership_grant
 
 REGION_CODE = "yunzhou"
-# The agent version the demo's simulated heartbeats carry (see simulate_edge_heartbeats).
-SIMULATED_AGENT_VERSION = "demo"
+# The agent version the demo's simulated heartbeats carry (see simulate_edge_heartbeats);
+# every edge table shows it beside the edge's name. Earlier demos wrote "demo".
+SIMULATED_AGENT_VERSION = "demo: simulated"
+EARLIER_SIMULATED_VERSIONS = ("demo",)
 SIMULATED_BEAT = timedelta(minutes=1)
 REGION_NAME = "云州市"
 CENTRE = ("city-centre", "云州市中心医院区域影像中心", "Yunzhou Central Hospital Imaging Centre")
@@ -186,7 +189,7 @@ def simulate_edge_heartbeats() -> int:
     edges = EdgeNode.objects.filter(
         institution__region__code=REGION_CODE,
         is_active=True,
-        agent_version__in=["", SIMULATED_AGENT_VERSION],
+        agent_version__in=["", SIMULATED_AGENT_VERSION, *EARLIER_SIMULATED_VERSIONS],
     ).select_related("institution")
     for index, edge in enumerate(edges.order_by("pk")):
         # One clinic lags behind, so the network view shows what a backlog looks like.
@@ -197,17 +200,33 @@ def simulate_edge_heartbeats() -> int:
     return edges.count()
 
 
-def keep_simulated_edges_alive(region: Region) -> int:
-    """Repeat the simulated heartbeat of ``region``'s simulated edges, at most once a minute.
-
-    Called when edge health is read (the network view), since the embedded demo
-    has no task worker to do it on a schedule; one UPDATE, and none at all in a
-    region without simulated edges. Backlog and lag stay as the seed set them.
-    """
+def keep_simulated_edges_alive(region: Region | None = None) -> int:
+    """Repeat the simulated heartbeat of the simulated edges (of ``region``, else of all),
+    for those not beaten within the last minute; one UPDATE. Backlog and lag stay as
+    the seed set them."""
     now = timezone.now()
-    return EdgeNode.objects.filter(
-        institution__region=region,
+    edges = EdgeNode.objects.filter(
         is_active=True,
         agent_version=SIMULATED_AGENT_VERSION,
         last_contact_at__lt=now - SIMULATED_BEAT,
-    ).update(last_contact_at=now)
+    )
+    if region is not None:
+        edges = edges.filter(institution__region=region)
+    return edges.update(last_contact_at=now)
+
+
+_last_beat = -SIMULATED_BEAT.total_seconds()  # this process's last beat, time.monotonic()
+
+
+def beat_simulated_edges_on_request(**kwargs: Any) -> None:
+    """``request_started``: the embedded demo has no task worker to beat on a schedule, so
+    the first request of each minute (per process) does it, for every page that shows
+    edge health. With a task worker (no eager tasks) nothing happens here."""
+    global _last_beat
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    now = time.monotonic()
+    if now - _last_beat < SIMULATED_BEAT.total_seconds():
+        return
+    _last_beat = now
+    keep_simulated_edges_alive()
