@@ -1,11 +1,20 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+Production serves WebSockets from here (daphne) and HTTP through gunicorn
+(``regional_cloud.wsgi``); the demo serves both from here. Streaming responses
+are streamed under ASGI too (``regional_cloud.streaming``).
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regional_cloud.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what get_asgi_application() does, for our handler
+
+from regional_cloud.streaming import StreamingASGIHandler  # noqa: E402 - needs Django set up
+
+django_asgi_app = StreamingASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs Django set up first
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -107,6 +107,9 @@ def test_gunicorn_stores_and_retrieves_a_series(gunicorn_hub: hubs.HubServer, to
     assert retrieved.status_code == 200, retrieved.text
     assert retrieved.headers["Content-Type"].startswith(MULTIPART_DICOM)
     assert parts_of(retrieved) == payloads  # byte-identical, in instance order
+    # Sized in advance from the index: sent as it is read, without chunked framing.
+    assert "chunked" not in retrieved.headers.get("Transfer-Encoding", "")
+    assert int(retrieved.headers["Content-Length"]) == len(retrieved.content)
 
 
 def test_gunicorn_answers_an_anonymous_caller_401(gunicorn_hub: hubs.HubServer) -> None:

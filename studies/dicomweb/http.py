@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -196,30 +196,46 @@ def multipart_part_type(media_range: MediaRange) -> str | None:
 
 @dataclass
 class OutPart:
-    """One part to send: its Content-Type, extra headers and its bytes, as chunks."""
+    """One part to send: its Content-Type, extra headers and its bytes, as chunks.
+
+    ``size`` is the number of bytes ``chunks`` gives, when known in advance.
+    """
 
     content_type: str
     chunks: Iterable[bytes]
     headers: dict[str, str] = field(default_factory=dict)
+    size: int | None = None
 
 
 def multipart_response(
     parts: Iterable[OutPart], *, part_type: str, status: int = 200
 ) -> HttpResponse:
-    """Stream ``parts`` as ``multipart/related; type=part_type``; nothing is held whole."""
+    """Stream ``parts`` as ``multipart/related; type=part_type``; nothing is held whole.
+
+    Given a list of parts whose sizes are all known, the response carries a
+    Content-Length: the server then sends the body as it is produced, without
+    chunked framing, and the client knows how much is coming.
+    """
     boundary = uuid.uuid4().hex
+    closing = closing_delimiter(boundary)
+    length: int | None = None
+    if isinstance(parts, Sequence) and all(part.size is not None for part in parts):
+        headers = [write_part_header(boundary, p.content_type, p.headers) for p in parts]
+        length = sum(len(h) + cast(int, p.size) + 2 for h, p in zip(headers, parts, strict=True))
+        length += len(closing)
 
     def body() -> Iterator[bytes]:
         for part in parts:
             yield write_part_header(boundary, part.content_type, part.headers)
             yield from part.chunks
             yield b"\r\n"
-        yield closing_delimiter(boundary)
+        yield closing
 
-    return streaming(
-        StreamingHttpResponse(
-            body(),
-            status=status,
-            content_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
-        )
+    response = StreamingHttpResponse(
+        body(),
+        status=status,
+        content_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
     )
+    if length is not None:
+        response["Content-Length"] = str(length)
+    return streaming(response)

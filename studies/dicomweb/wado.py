@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from regional_cloud.audit import audit
-from studies.archive import get_store
+from studies.archive import ArchiveIntegrityError, ArchiveStore, get_store
 from studies.dicom_parse import BULK_PLACEHOLDER
 from studies.dicomweb.auth import dicomweb_view
 from studies.dicomweb.frames import (
@@ -56,6 +56,9 @@ from studies.selectors import access_instance_by_uid, access_series_by_uid, acce
 
 DICOM = "application/dicom"
 RANGE_CHUNK = 4 * 1024 * 1024
+# Objects are read and sent a megabyte at a time: one read and one send per
+# typical CT or MR slice, with memory bounded for a large multi-frame object.
+READ_CHUNK = 1024 * 1024
 _TAG_PATH_RE = re.compile(r"[0-9A-Fa-f]{8}(?:/\d{1,6}/[0-9A-Fa-f]{8})*")
 
 
@@ -115,20 +118,40 @@ def _retrieve(
     if not multipart:
         row = rows[0]
         response = StreamingHttpResponse(
-            store.iter_chunks(row["archive_key"]),
+            object_chunks(store, row["archive_key"], row["size_bytes"]),
             content_type=f"{DICOM}; transfer-syntax={row['transfer_syntax_uid']}",
         )
         response["Content-Length"] = str(row["size_bytes"])
         return streaming(response)
-    parts = (
+    # A list of sized parts: the response announces its Content-Length and each
+    # object is opened only when its turn comes.
+    parts = [
         OutPart(
             f"{DICOM}; transfer-syntax={row['transfer_syntax_uid']}",
-            store.iter_chunks(row["archive_key"]),
+            object_chunks(store, row["archive_key"], row["size_bytes"]),
             {"Content-Length": str(row["size_bytes"])},
+            size=row["size_bytes"],
         )
         for row in rows
-    )
+    ]
     return multipart_response(parts, part_type=DICOM)
+
+
+def object_chunks(store: ArchiveStore, key: str, size: int) -> Iterator[bytes]:
+    """Yield exactly the ``size`` bytes the index records for the object, a chunk at a time.
+
+    The object is opened on the first ``next()``. The response promised
+    ``size`` bytes: an object shorter than its index row (a damaged archive)
+    aborts the response with an error rather than send a malformed body.
+    """
+    with store.open(key) as stream:
+        remaining = size
+        while remaining > 0:
+            chunk = stream.read(min(READ_CHUNK, remaining))
+            if not chunk:
+                raise ArchiveIntegrityError(f"{key}: shorter than the {size} bytes indexed")
+            remaining -= len(chunk)
+            yield chunk
 
 
 @dicomweb_view
