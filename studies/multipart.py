@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 READ_SIZE = 256 * 1024
 SPOOL_MAX_MEMORY = 4 * 1024 * 1024
@@ -31,6 +31,10 @@ class TooLarge(Exception):
 
 class Readable(Protocol):
     def read(self, size: int = ..., /) -> bytes: ...
+
+
+class Writable(Protocol):
+    def write(self, data: memoryview, /) -> int: ...
 
 
 @dataclass
@@ -58,7 +62,12 @@ def parse_content_type(header: str) -> tuple[str, dict[str, str]]:
 
 
 class MultipartReader:
-    """Read the parts of a multipart body from a stream, one at a time."""
+    """Read the parts of a multipart body from a stream, one at a time.
+
+    The unread data is ``_buffer[_pos:]``: consuming moves ``_pos`` and never
+    copies, and a part's body goes to its spool as views of the buffer, so
+    each byte is copied once into the buffer and once into the spool.
+    """
 
     def __init__(self, stream: Readable, boundary: str, *, max_bytes: int | None = None):
         # RFC 2046 caps a boundary at 70 characters, but Orthanc's DICOMweb client sends
@@ -67,7 +76,8 @@ class MultipartReader:
             raise MultipartError("the boundary parameter is missing or invalid")
         self._stream = stream
         self._delimiter = b"--" + boundary.encode("ascii")
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._pos = 0
         self._eof = False
         self._max_bytes = max_bytes
         self._read_total = 0
@@ -82,8 +92,15 @@ class MultipartReader:
         self._read_total += len(chunk)
         if self._max_bytes is not None and self._read_total > self._max_bytes:
             raise TooLarge
+        if self._pos:
+            # Drop what was consumed; only the unread tail moves.
+            del self._buffer[: self._pos]
+            self._pos = 0
         self._buffer += chunk
         return True
+
+    def _unread(self) -> int:
+        return len(self._buffer) - self._pos
 
     def parts(self) -> Iterator[Part]:
         """Yield each part; the caller must finish with one before asking for the next."""
@@ -98,44 +115,48 @@ class MultipartReader:
 
     def _skip_preamble(self) -> None:
         while True:
-            index = self._buffer.find(self._delimiter)
-            if index >= 0 and (index == 0 or self._buffer[index - 2 : index] == b"\r\n"):
-                self._buffer = self._buffer[index + len(self._delimiter) :]
+            index = self._buffer.find(self._delimiter, self._pos)
+            if index >= 0 and (index == self._pos or self._buffer[index - 2 : index] == b"\r\n"):
+                self._pos = index + len(self._delimiter)
                 if self._after_delimiter():
                     raise MultipartError("the body holds no parts")
                 return
-            if len(self._buffer) > MAX_HEADER_BYTES and index < 0:
+            if self._unread() > MAX_HEADER_BYTES and index < 0:
                 # Keep only a tail long enough to hold a delimiter split across reads.
-                self._buffer = self._buffer[-len(self._delimiter) - 2 :]
+                self._pos = max(self._pos, len(self._buffer) - len(self._delimiter) - 2)
             if not self._fill():
                 raise MultipartError("the boundary given in Content-Type never occurs in the body")
 
     def _after_delimiter(self) -> bool:
         """Consume what follows a delimiter; return True after the closing one."""
-        while len(self._buffer) < 2 and self._fill():
+        while self._unread() < 2 and self._fill():
             pass
-        if self._buffer.startswith(b"--"):
-            self._buffer = b""
+        if self._buffer.startswith(b"--", self._pos):
+            self._buffer = bytearray()
+            self._pos = 0
             return True
         # Transport padding (spaces, tabs) may precede the CRLF.
         while True:
-            stripped = self._buffer.lstrip(b" \t")
-            if stripped.startswith(b"\r\n"):
-                self._buffer = stripped[2:]
+            start = self._pos
+            while start < len(self._buffer) and self._buffer[start] in b" \t":
+                start += 1
+            if self._buffer.startswith(b"\r\n", start):
+                self._pos = start + 2
                 return False
-            if len(stripped) >= 2 or not self._fill():
+            if len(self._buffer) - start >= 2 or not self._fill():
                 raise MultipartError("a boundary delimiter is not followed by CRLF")
 
     def _read_headers(self) -> dict[str, str]:
         while True:
-            end = self._buffer.find(b"\r\n\r\n")
-            if self._buffer.startswith(b"\r\n"):
-                self._buffer = self._buffer[2:]
+            if self._buffer.startswith(b"\r\n", self._pos):
+                self._pos += 2
                 return {}
+            end = self._buffer.find(b"\r\n\r\n", self._pos)
             if end >= 0:
-                raw, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+                raw = bytes(self._buffer[self._pos : end])
+                self._pos = end + 4
                 return _parse_headers(raw)
-            if len(self._buffer) > MAX_HEADER_BYTES:
+            if self._unread() > MAX_HEADER_BYTES:
                 raise MultipartError("a part's headers are too long")
             if not self._fill():
                 raise MultipartError("the body ends inside a part's headers")
@@ -147,20 +168,15 @@ class MultipartReader:
         size = 0
         try:
             while True:
-                index = self._buffer.find(marker)
+                index = self._buffer.find(marker, self._pos)
                 if index >= 0:
-                    body, self._buffer = self._buffer[:index], self._buffer[index + len(marker) :]
-                    spool.write(body)
-                    digest.update(body)
-                    size += len(body)
+                    size += self._copy_out(spool, digest, index)
+                    self._pos = index + len(marker)
                     break
                 # Everything but a tail that could hold the start of the marker is body.
                 safe = len(self._buffer) - len(marker) + 1
-                if safe > 0:
-                    body, self._buffer = self._buffer[:safe], self._buffer[safe:]
-                    spool.write(body)
-                    digest.update(body)
-                    size += len(body)
+                if safe > self._pos:
+                    size += self._copy_out(spool, digest, safe)
                 if not self._fill():
                     raise MultipartError("the body ends inside a part (no closing boundary)")
         except BaseException:
@@ -168,6 +184,16 @@ class MultipartReader:
             raise
         spool.seek(0)
         return Part(headers=headers, stream=spool, size=size, sha256=digest.hexdigest())  # type: ignore[arg-type]
+
+    def _copy_out(self, spool: Writable, digest: Any, end: int) -> int:
+        """Write the unread data up to ``end`` to ``spool`` and ``digest``; consume it."""
+        # A view, released before the buffer may be resized again.
+        with memoryview(self._buffer) as view, view[self._pos : end] as piece:
+            spool.write(piece)
+            digest.update(piece)
+        count = end - self._pos
+        self._pos = end
+        return count
 
 
 def _parse_headers(raw: bytes) -> dict[str, str]:
