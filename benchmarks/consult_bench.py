@@ -171,6 +171,9 @@ class Results:
     lost: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     ack_ms: list[float] = field(default_factory=list)
+    # CPU seconds used while the rooms talked (until the last acknowledgement).
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
 
 async def reader(p: Participant, sent_at: dict[str, float], measuring: list[bool]) -> None:
@@ -204,8 +207,23 @@ async def reader(p: Participant, sent_at: dict[str, float], measuring: list[bool
             p.errors += 1
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_load(
-    urls: list[str], rooms: list[dict[str, Any]], *, rate: float, seconds: float, participants: int
+    urls: list[str],
+    rooms: list[dict[str, Any]],
+    *,
+    rate: float,
+    seconds: float,
+    participants: int,
+    server_pids: list[int],
 ) -> Results:
     """Run the rooms, room ``r`` on server ``r % len(urls)`` (as a balancer would spread them)."""
     import websockets
@@ -241,12 +259,16 @@ async def run_load(
     started = time.perf_counter()
     for r, room in enumerate(rooms):
         await asyncio.gather(*(connect(p, room) for p in people[r]))
-    await asyncio.gather(*(p.replayed.wait() for group in people for p in group))
+    await asyncio.wait_for(
+        asyncio.gather(*(p.replayed.wait() for group in people for p in group)), 120
+    )
     log(f"{sum(len(g) for g in people)} sockets open in {time.perf_counter() - started:.1f} s")
     await asyncio.sleep(1.0)  # the join events settle
 
     results = Results()
     interval = 1.0 / rate
+    server_cpu = sum(process_cpu_seconds(pid) for pid in server_pids)
+    client_cpu = time.process_time()
 
     async def talk(r: int) -> None:
         group = people[r]
@@ -277,6 +299,8 @@ async def run_load(
         if sum(len(p.acked) for group in people for p in group) >= results.sent:
             break
         await asyncio.sleep(0.2)
+    results.server_cpu_s = sum(process_cpu_seconds(pid) for pid in server_pids) - server_cpu
+    results.client_cpu_s = time.process_time() - client_cpu
     await asyncio.sleep(2.0)  # the last messages arrive
     measuring[0] = False
 
@@ -334,6 +358,9 @@ def main() -> int:
     parser.add_argument(
         "--servers", type=int, default=1, help="daphne processes sharing the rooms (one per core)"
     )
+    parser.add_argument(
+        "--redis-db", type=int, default=REDIS_DB, help="Redis database, flushed before and after"
+    )
     parser.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -352,7 +379,7 @@ def main() -> int:
 
     server = hubs.server_url(os.environ.get("DATABASE_URL"))
     name = f"rc_consult_bench_{os.getpid()}"
-    redis_url = redis_url_for(REDIS_DB)
+    redis_url = redis_url_for(args.redis_db)
     flush = redis.Redis.from_url(redis_url)
     flush.flushdb()
     with tempfile.TemporaryDirectory(prefix="consult-bench-") as tmp:
@@ -393,6 +420,7 @@ def main() -> int:
                     rate=args.rate,
                     seconds=args.seconds,
                     participants=args.participants,
+                    server_pids=[server.pid for server in servers],
                 )
             )
             stored = script("--count-only")
@@ -428,6 +456,12 @@ def main() -> int:
             "max": round(max(lat), 1) if lat else None,
         },
         # Send to acknowledgement: the message is stored (committed) by then.
+        # CPU per message said (a message is stored once and delivered participants - 1
+        # times): all daphne processes, and this process's WebSocket clients.
+        "cpu_ms_per_message": {
+            "servers": round(results.server_cpu_s * 1000 / max(1, results.sent), 2),
+            "clients": round(results.client_cpu_s * 1000 / max(1, results.sent), 2),
+        },
         "stored_ms": {
             "p50": round(percentile(results.ack_ms, 50), 1),
             "p99": round(percentile(results.ack_ms, 99), 1),
@@ -439,7 +473,10 @@ def main() -> int:
         f"recovered by replay {results.recovered}, lost {results.lost}\n"
         f"sender-to-receiver latency ms: p50 {summary['latency_ms']['p50']}, "
         f"p95 {summary['latency_ms']['p95']}, p99 {summary['latency_ms']['p99']}, "
-        f"max {summary['latency_ms']['max']}"
+        f"max {summary['latency_ms']['max']}\n"
+        f"CPU per message: daphne {summary['cpu_ms_per_message']['servers']} ms, "
+        f"clients {summary['cpu_ms_per_message']['clients']} ms; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(json.dumps(summary))
     return 0

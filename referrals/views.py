@@ -23,6 +23,10 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from hospitals.selectors import active_memberships
 from referrals import services
+from referrals.consultation.selectors import (
+    may_request_consultation,
+    patient_record_consultations,
+)
 from referrals.forms import (
     CancelForm,
     CompleteForm,
@@ -323,6 +327,9 @@ def _patient_context(request: HttpRequest, patient: Patient) -> dict[str, Any]:
         "national_id_form": NationalIdForm(),
         "confirm_form": ConfirmMatchForm(candidates=list(confirm_candidates(user, patient))),
         "can_refer": sending_institutions(user).filter(pk=patient.issuer_id).exists(),
+        # Concluded consultations of this person the user may see (the permission filter).
+        "consultations": list(patient_record_consultations(user, patient)[:50]),
+        "can_consult": may_request_consultation(user),
     }
 
 

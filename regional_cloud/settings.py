@@ -127,12 +127,21 @@ if REDIS_URL:
             # The list-based layer: it works from synchronous code on any thread
             # (on_commit pushes, tasks). The pub/sub layer fans out faster at high
             # message rates (benchmarks/consult_bench.py) but broke live worklist
-            # pushes sent with async_to_sync from worker threads; revisit with the
-            # consultation throughput work. Live pushes are best effort either way:
+            # pushes sent with async_to_sync from worker threads, so only the
+            # consultation rooms use it (below). Live pushes are best effort either way:
             # what must not be lost is in the database.
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
-        }
+        },
+        # Consultation rooms only (referrals/consultation/events.py): pub/sub publishes a
+        # room's message once and each server hands it to its own sockets, where the list
+        # layer pays a Redis round trip per socket. Its pushes come from the rooms' event
+        # loops and from on_commit hooks; redis-py's default pool of 100 connections
+        # raises under a burst of rooms.
+        "consultation": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
+        },
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -145,6 +145,8 @@ class RoomClient:
         if data["type"] == "ack":
             self.outbox.pop(data["client_msg_id"], None)
             self.acks[data["client_msg_id"]] = data["seq"]
+            # As the browser: the stored message comes with its ack, not by the room's push.
+            self.accept(data["message"])
         elif data["type"] == "message":
             self.accept(data["message"])
 

@@ -31,9 +31,10 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
 
-from referrals.consultation import messages, services
-from referrals.consultation.events import message_event, room_group
+from referrals.consultation import loop_store, messages, services
+from referrals.consultation.events import layer_alias, message_event, room_group
 from referrals.consultation.models import ConsultationMessage
 from referrals.consultation.selectors import (
     RoomSeat,
@@ -41,6 +42,7 @@ from referrals.consultation.selectors import (
     message_out,
     messages_after,
     room_participant,
+    text_out,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,10 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     presenter_id: int | None = None
     poster: asyncio.Task[None] | None = None
     outbox: asyncio.Queue[tuple[dict[str, Any], str, dict[str, Any]]]
+
+    @property
+    def channel_layer_alias(self) -> str:
+        return layer_alias()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Hand a message to its handler, without channels' connection sweep per message.
@@ -249,13 +255,18 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         assert self.seat is not None
         client_msg_id = str(content.get("client_msg_id") or "")
         try:
-            posted = await _post(
-                consultation=self.seat.consultation,
-                actor=self.user,
-                client_msg_id=client_msg_id,
-                kind=kind,
-                **fields,
-            )
+            out = None
+            if kind == Kind.TEXT and loop_store.enabled():
+                out = await self.post_text_here(client_msg_id, fields["text"])
+            if out is None:
+                posted = await _post(
+                    consultation=self.seat.consultation,
+                    actor=self.user,
+                    client_msg_id=client_msg_id,
+                    kind=kind,
+                    **fields,
+                )
+                out = message_out(posted.message, self.seat.consultation.uuid)
         except messages.ConsultationError as error:
             await self.send_json(
                 {
@@ -266,12 +277,13 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
                 }
             )
             return
-        message = posted.message
-        out = message_out(message, self.seat.consultation.uuid)
-        await self.send_json({"type": "ack", "client_msg_id": client_msg_id, "seq": message.seq})
+        # The acknowledgement carries the stored message: the room's push skips this socket.
+        await self.send_json(
+            {"type": "ack", "client_msg_id": client_msg_id, "seq": out["seq"], "message": out}
+        )
         # A resend is pushed again too: the first push may be what the line dropped.
         try:
-            await self.room(message_event(out))
+            await self.room(message_event(out, conn=self.conn))
         except Exception:
             # The layer (Redis) is away: the message is stored and acknowledged; the
             # others get it by replay. Close, so this browser reconnects too.
@@ -279,6 +291,29 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
                 "consultation room %s: channel layer unreachable", self.group, exc_info=True
             )
             await self.close(code=LAYER_AWAY)
+
+    async def post_text_here(self, client_msg_id: str, text: str) -> dict[str, Any] | None:
+        """Store a text from the event loop (``loop_store``); return what the room is told.
+
+        None: a resend or a closed room, which the ordinary path explains.
+        """
+        assert self.seat is not None
+        client_msg_id = messages.clean_client_id(client_msg_id)
+        body = messages.text_body(text)
+        now = timezone.now()
+        row = await loop_store.store().insert_text(
+            room_id=self.seat.consultation.pk,
+            author_id=self.user.pk,
+            client_msg_id=client_msg_id,
+            body=body,
+            now=now,
+        )
+        if row is None:
+            return None
+        author = {"id": self.seat.me["id"], "name": self.seat.me["name"]}
+        return text_out(
+            seq=row[1], client_msg_id=client_msg_id, author=author, text=body, created_at=now
+        )
 
     async def on_view(self, content: dict[str, Any]) -> None:
         if self.presenter_id != self.user.pk or not isinstance(content.get("state"), dict):
@@ -304,7 +339,8 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
                 self.presenter_id = event["author"]
             elif self.presenter_id == event["author"]:
                 self.presenter_id = None
-        await self.send(text_data=event["frame"])
+        if event.get("conn") != self.conn:  # the sender had it with its ack
+            await self.send(text_data=event["frame"])
 
     async def room_state(self, event: dict[str, Any]) -> None:
         if event["state"] in {"concluded", "cancelled"}:

@@ -13,8 +13,18 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
+
+
+def layer_alias() -> str:
+    """Return the channel layer of the rooms: ``consultation`` when configured, else the default.
+
+    Settings give the rooms Redis pub/sub of their own (one publish per message for the
+    whole room) and leave the default layer to the worklists and notifications.
+    """
+    return "consultation" if "consultation" in settings.CHANNEL_LAYERS else "default"
 
 
 def room_group(consultation_uuid: Any) -> str:
@@ -25,7 +35,7 @@ def room_group(consultation_uuid: Any) -> str:
 def push(consultation_uuid: Any, event: dict[str, Any]) -> None:
     """Send ``event`` to everyone in the room now; log and go on if the layer is away."""
     try:
-        layer = get_channel_layer()
+        layer = get_channel_layer(layer_alias())
         if layer is not None:
             async_to_sync(layer.group_send)(room_group(consultation_uuid), event)
     except Exception:
@@ -36,11 +46,12 @@ def push(consultation_uuid: Any, event: dict[str, Any]) -> None:
         )
 
 
-def message_event(message: dict[str, Any]) -> dict[str, Any]:
+def message_event(message: dict[str, Any], *, conn: str = "") -> dict[str, Any]:
     """Return the room event of one stored message, its browser frame encoded once.
 
     Every connection of the room sends the same text, so it is serialized here
     rather than once per recipient; the consumer reads only the presenter fields.
+    ``conn``: the sending connection, which had the message with its ack already.
     """
     payload = message.get("payload") or {}
     return {
@@ -49,4 +60,5 @@ def message_event(message: dict[str, Any]) -> dict[str, Any]:
         "kind": message["kind"],
         "author": message["author"]["id"] if message.get("author") else None,
         "on": bool(payload.get("on")),
+        "conn": conn,
     }

@@ -65,9 +65,7 @@ def message_post(
     sop, frame, points, text, value, unit) or a presenter change. Raise
     ``ConsultationError`` when the room is closed or the content is refused.
     """
-    client_msg_id = (client_msg_id or "").strip()[:64]
-    if not client_msg_id:
-        raise ConsultationError(_("A message needs an id."), code="no_client_id")
+    client_msg_id = clean_client_id(client_msg_id)
     if kind == ConsultationMessage.Kind.TEXT:
         return _post_text(consultation, actor, client_msg_id, text)
     existing = _existing(consultation, client_msg_id, actor)
@@ -116,33 +114,18 @@ def _post_text(consultation: Consultation, actor: Any, client_msg_id: str, text:
     room's row lock short. A resend fails the unique (room, client id) constraint,
     which rolls the number back with it, and the first row is returned.
     """
-    body = text.strip()[:MAX_TEXT]
-    if not body:
-        raise ConsultationError(_("The message is empty."), code="empty")
+    body = text_body(text)
     now = timezone.now()
-    rooms, messages = Consultation._meta.db_table, ConsultationMessage._meta.db_table
+    if connection.vendor != "postgresql":
+        # SQLite (the embedded default) has no UPDATE inside WITH: two statements.
+        return _post_text_two_statements(consultation, actor, client_msg_id, body)
+    sql, params = text_insert(consultation.pk, actor.pk, client_msg_id, body, now)
     # One statement is one transaction in autocommit mode; inside a caller's
     # transaction a savepoint keeps a refused resend from breaking it.
     guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
         with guard, connection.cursor() as cursor:
-            cursor.execute(
-                f"WITH taken AS (UPDATE {rooms} SET last_seq = last_seq + 1 "  # noqa: S608
-                "WHERE id = %s AND state = ANY(%s) RETURNING last_seq) "
-                f"INSERT INTO {messages} (consultation_id, seq, client_msg_id, kind, author_id, "
-                "text, payload, snapshot_key, created_at) "
-                "SELECT %s, last_seq, %s, %s, %s, %s, '{}', '', %s FROM taken RETURNING id, seq",
-                [
-                    consultation.pk,
-                    [str(state) for state in OPEN_STATES],
-                    consultation.pk,
-                    client_msg_id,
-                    ConsultationMessage.Kind.TEXT.value,
-                    actor.pk,
-                    body,
-                    now,
-                ],
-            )
+            cursor.execute(sql, params)
             row = cursor.fetchone()
     except IntegrityError:
         row = None
@@ -154,6 +137,52 @@ def _post_text(consultation: Consultation, actor: Any, client_msg_id: str, text:
                 _("This consultation is closed."), status=409, code="consultation_closed"
             )
         return Posted(found, created=False)
+    return text_posted(consultation, actor, client_msg_id, body, now, row)
+
+
+def _post_text_two_statements(
+    consultation: Consultation, actor: Any, client_msg_id: str, body: str
+) -> Posted:
+    existing = _existing(consultation, client_msg_id, actor)
+    if existing is not None:
+        return Posted(existing, created=False)
+    with transaction.atomic():
+        message = ConsultationMessage.objects.create(
+            consultation=consultation,
+            seq=next_seq(consultation),
+            client_msg_id=client_msg_id,
+            kind=ConsultationMessage.Kind.TEXT,
+            author=actor,
+            text=body,
+        )
+    return Posted(message, created=True)
+
+
+def text_body(text: str) -> str:
+    """Return the text a message stores; refuse an empty one."""
+    body = text.strip()[:MAX_TEXT]
+    if not body:
+        raise ConsultationError(_("The message is empty."), code="empty")
+    return body
+
+
+def clean_client_id(client_msg_id: str) -> str:
+    """Return the browser's message id as stored; refuse a message without one."""
+    cleaned = (client_msg_id or "").strip()[:64]
+    if not cleaned:
+        raise ConsultationError(_("A message needs an id."), code="no_client_id")
+    return cleaned
+
+
+def text_posted(
+    consultation: Consultation,
+    actor: Any,
+    client_msg_id: str,
+    body: str,
+    now: Any,
+    row: tuple[int, int] | Any,
+) -> Posted:
+    """Return the just-stored text (``row``: its id and number) without reading it back."""
     message = ConsultationMessage(
         id=row[0],
         consultation=consultation,
@@ -166,6 +195,37 @@ def _post_text(consultation: Consultation, actor: Any, client_msg_id: str, text:
         created_at=now,
     )
     return Posted(message, created=True)
+
+
+_ROOMS, _MESSAGES = Consultation._meta.db_table, ConsultationMessage._meta.db_table
+TEXT_INSERT_SQL = (
+    f"WITH taken AS (UPDATE {_ROOMS} SET last_seq = last_seq + 1 "  # noqa: S608
+    "WHERE id = %s AND state = ANY(%s) RETURNING last_seq) "
+    f"INSERT INTO {_MESSAGES} (consultation_id, seq, client_msg_id, kind, author_id, "
+    "text, payload, snapshot_key, created_at) "
+    "SELECT %s, last_seq, %s, %s, %s, %s, '{}', '', %s FROM taken RETURNING id, seq"
+)
+
+
+def text_insert(
+    room_id: int, author_id: int, client_msg_id: str, body: str, now: Any
+) -> tuple[str, list[Any]]:
+    """Return the one statement that numbers and stores a text, and its parameters.
+
+    No row back: the room is not open (any more). A unique violation: a resend.
+    Shared by this module and ``loop_store`` (the same statement from the event loop).
+    """
+    params = [
+        room_id,
+        [str(state) for state in OPEN_STATES],
+        room_id,
+        client_msg_id,
+        ConsultationMessage.Kind.TEXT.value,
+        author_id,
+        body,
+        now,
+    ]
+    return TEXT_INSERT_SQL, params
 
 
 def _existing(consultation: Consultation, client_msg_id: str, actor: Any) -> Any:
@@ -186,11 +246,13 @@ def next_seq(consultation: Consultation, *, any_state: bool = False) -> int:
     the room queue here and commit in sequence order.
     """
     states = [str(s) for s in (Consultation.State if any_state else OPEN_STATES)]
+    # IN (...), not = ANY(...): the embedded default runs on SQLite.
+    marks = ", ".join(["%s"] * len(states))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Consultation._meta.db_table} SET last_seq = last_seq + 1 "  # noqa: S608
-            "WHERE id = %s AND state = ANY(%s) RETURNING last_seq",
-            [consultation.pk, states],
+            f"WHERE id = %s AND state IN ({marks}) RETURNING last_seq",
+            [consultation.pk, *states],
         )
         row = cursor.fetchone()
     if row is None:

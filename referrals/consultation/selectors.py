@@ -8,11 +8,12 @@ consultation who also holds the permission.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
 
@@ -26,9 +27,10 @@ from referrals.consultation.models import (
     Participant,
 )
 from regional_cloud.permissions import filter_by_permission, has_object_permission
-from studies.models import Patient
+from studies.models import Patient, Study
 
 VIEW_CONSULTATION = "referrals.view_consultation"
+VIEW_STUDY = "studies.view_study"
 REPLAY_LIMIT = 500
 
 
@@ -114,6 +116,26 @@ def message_out(message: ConsultationMessage, consultation_uuid: Any) -> dict[st
     }
 
 
+def text_out(
+    *, seq: int, client_msg_id: str, author: dict[str, Any], text: str, created_at: Any
+) -> dict[str, Any]:
+    """Return what ``message_out`` says of a text just stored, without building the model.
+
+    The room's hot path (``consumers.post_text_here``): ``author`` is the sender's
+    ``{"id", "name"}``, known since the handshake.
+    """
+    return {
+        "seq": seq,
+        "client_msg_id": client_msg_id,
+        "kind": ConsultationMessage.Kind.TEXT.value,
+        "author": author,
+        "text": text,
+        "payload": {},
+        "snapshot_url": "",
+        "created_at": created_at.isoformat(),
+    }
+
+
 def messages_after(consultation: Consultation, after: int, limit: int = REPLAY_LIMIT) -> list[Any]:
     """Return the room's messages with ``seq > after``, in order, at most ``limit``."""
     return list(
@@ -143,6 +165,37 @@ def patient_consultations(user: Any, patient: Patient) -> QuerySet[Consultation]
         .filter(same, state=Consultation.State.CONCLUDED)
         .order_by("-concluded_at")
     )
+
+
+def patient_record_consultations(user: Any, patient: Patient) -> QuerySet[Consultation]:
+    """The patient page's list: concluded consultations ``user`` may see, with who took part."""
+    took_part = (
+        Participant.objects.filter(status=Participant.Status.ACCEPTED)
+        .select_related("user", "institution")
+        .order_by("invited_at", "pk")
+    )
+    return patient_consultations(user, patient).prefetch_related(
+        Prefetch("participants", queryset=took_part, to_attr="took_part")
+    )
+
+
+def may_request_consultation(user: Any) -> bool:
+    """Doctors may request one (the services check the rest: studies seen, consultants)."""
+    return active_memberships(user).filter(role__in=[Role.CLINIC_DOCTOR, Role.SPECIALIST]).exists()
+
+
+def study_to_consult(user: Any, reference: str) -> Study | None:
+    """Return the study named by its UUID or its StudyInstanceUID, if ``user`` may see it.
+
+    Pages link either way (the patient page by UID, the viewer by UUID); a study
+    the user may not see is None, like an unknown one.
+    """
+    reference = (reference or "").strip()[:64]
+    try:
+        by = Q(uuid=uuid.UUID(reference))
+    except ValueError:
+        by = Q(study_instance_uid=reference)
+    return filter_by_permission(Study.objects.filter(by), user, VIEW_STUDY).first()
 
 
 def consultant_candidates(user: Any) -> QuerySet[Any]:

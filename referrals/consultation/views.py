@@ -29,6 +29,7 @@ from referrals.consultation.selectors import (
     ice_servers,
     participants_of,
     room_participant,
+    study_to_consult,
     visible_consultations,
 )
 from referrals.consultation.transcript_pdf import transcript_pdf
@@ -62,16 +63,22 @@ def consultation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def consultation_create(request: HttpRequest) -> HttpResponse:
-    """Request a consultation on a study (``?study=<uid>``) or a referral (``?referral=<uuid>``)."""
+    """Request a consultation on a study or a referral.
+
+    ``?study=<study UUID or StudyInstanceUID>`` (the patient page and the viewer
+    link here), or ``?referral=<referral UUID>``. A study the user may not see is
+    a 404, like an unknown one.
+    """
     source = request.POST if request.method == "POST" else request.GET
     referral = None
     studies = []
     if source.get("referral"):
         referral = access_referral(request.user, source["referral"])
     elif source.get("study"):
-        studies = list(visible_studies(request.user).filter(study_instance_uid=source["study"]))
-        if not studies:
+        study = study_to_consult(request.user, source["study"])
+        if study is None:
             raise Http404("no such study")
+        studies = [study]
     else:
         raise Http404("nothing to consult on")
     form = RequestForm(request.POST or None, user=request.user)

@@ -108,6 +108,8 @@ export class Room {
       case "ack":
         this.outbox.delete(data.client_msg_id);
         this.handlers.event("ack", data);
+        // The stored message comes with its ack: the room's push skips the sender.
+        if (data.message) this.accept(data.message);
         break;
       case "error":
         if (data.client_msg_id) this.outbox.delete(data.client_msg_id);
