@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 from pydicom.encaps import get_frame
@@ -44,7 +44,7 @@ from studies.dicomweb.http import (
 )
 from studies.dicomweb.read_audit import audit_image_read
 from studies.models import Instance
-from studies.selectors import access_instance_by_uid
+from studies.selectors import visible_studies
 
 OCTET_STREAM = "application/octet-stream"
 # PS3.18 Table 8.7.3-2: the media type of a compressed frame, by transfer syntax.
@@ -289,6 +289,27 @@ def frame_parts(instance: Instance, info: PixelInfo, numbers: list[int], mode: s
     return media, parts(first, stack, source)
 
 
+def access_frame_instance(user: Any, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
+    """Return the instance at this path if ``user`` may see its study, else 404, in one query.
+
+    What ``access_instance_by_uid`` answers, in one statement instead of three:
+    a viewer asks for every frame of a stack, so each round trip counts.
+    """
+    instance = (
+        Instance.objects.select_related("series", "study", "study__patient")
+        .filter(
+            sop_instance_uid=sop_uid,
+            series__series_instance_uid=series_uid,
+            study__study_instance_uid=study_uid,
+            study__in=visible_studies(user).filter(study_instance_uid=study_uid).values("pk"),
+        )
+        .first()
+    )
+    if instance is None:
+        raise Http404("no such instance")
+    return instance
+
+
 @dicomweb_view
 @require_safe
 @answers_errors
@@ -296,7 +317,7 @@ def instance_frames(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame_list: str
 ) -> HttpResponse:
     """GET .../instances/{sop}/frames/{1,2,3}: multipart/related, one part per frame."""
-    instance = access_instance_by_uid(request.user, study_uid, series_uid, sop_uid)
+    instance = access_frame_instance(request.user, study_uid, series_uid, sop_uid)
     info = pixel_info(instance)
     numbers = parse_frame_list(frame_list, info.frames)
     mode = negotiate_frames(request, info.transfer_syntax)
