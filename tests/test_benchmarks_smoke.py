@@ -1,7 +1,7 @@
 """The archive benchmark runs end to end at a tiny size and prints its ratio lines.
 
 Not a timed test: it checks that every measure was taken and reported, never
-how fast. The benchmark starts its own daphne, Orthanc and database
+how fast. The benchmark starts its own gunicorn, Orthanc and database
 (``rc_bench_<pid>`` on DATABASE_URL's server), and removes them.
 """
 
