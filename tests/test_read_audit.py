@@ -133,3 +133,29 @@ def test_an_outsider_reads_nothing_and_leaves_no_marker(
     )
     assert response.status_code == 404
     assert rows("study.frames", series["study"]) == 0
+
+
+def test_every_read_is_audited_when_the_markers_are_away(
+    client_for: Any, owner: Any, series: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+):
+    class Away:
+        def __getattr__(self, name: str) -> Any:
+            def fail(*args: Any, **kwargs: Any) -> Any:
+                raise ConnectionError("cache away")
+
+            return fail
+
+    monkeypatch.setattr(read_audit, "markers", lambda: Away())
+    client = client_for(owner)
+    assert client.get(f"/viewer/{series['study']}/").status_code == 200
+    read_frames(client, series["urls"], 3)
+    assert rows("study.frames", series["study"]) == 3
+
+
+def test_the_markers_are_shared_through_redis_when_the_hub_has_it(settings: Any):
+    if not settings.REDIS_URL:
+        pytest.skip("the hub runs without Redis here")
+    store = read_audit.markers()
+    assert type(store).__name__ == "RedisCache"
+    store.set("read-audit:probe", 1, 5)
+    assert read_audit.markers().get("read-audit:probe") == 1

@@ -11,23 +11,31 @@ write one row per action, user and series for each opening:
   series are audited again once ``READ_AUDIT_WINDOW`` seconds have passed
   since the last audited one (the viewer's too, should an opening last longer).
 
-The markers live in Django's cache. Where the cache is per process (the default
-local-memory cache), a second process audits its first read too: more rows,
-never fewer. A read whose audit row fails to be written is not remembered, so
-the next read tries again.
+The markers live in Redis when ``REDIS_URL`` is set, shared by every process
+that serves HTTP; otherwise in Django's default cache (per process: a second
+process audits its first read too — more rows, never fewer). A read whose
+audit row fails to be written is not remembered, so the next read tries again;
+if the markers cannot be read, every read is audited.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import time
+from functools import lru_cache
 from typing import Any
 
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import BaseCache, cache
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
 from regional_cloud.audit import audit
 from studies.models import Instance
+
+logger = logging.getLogger(__name__)
 
 READ_AUDIT_WINDOW = 300  # seconds
 
@@ -36,32 +44,53 @@ def _clock() -> float:
     return time.time()
 
 
+@lru_cache(maxsize=1)
+def _shared_markers(redis_url: str) -> BaseCache:
+    return RedisCache(redis_url, {"KEY_PREFIX": "rc"})
+
+
+def markers() -> BaseCache:
+    """Return where the markers live: Redis if the hub has it, else the default cache."""
+    redis_url = getattr(settings, "REDIS_URL", None)
+    return _shared_markers(redis_url) if redis_url else cache
+
+
 def _opening_key(user_pk: Any, study_uid: str) -> str:
     return f"read-audit:opening:{user_pk}:{study_uid}"
 
 
 def opening_started(user: Any, study_uid: str) -> None:
     """Mark a new opening of ``study_uid`` by ``user``: its next image reads are audited."""
-    cache.set(_opening_key(user.pk, study_uid), secrets.token_hex(8), READ_AUDIT_WINDOW * 12)
+    try:
+        markers().set(
+            _opening_key(user.pk, study_uid), secrets.token_hex(8), READ_AUDIT_WINDOW * 12
+        )
+    except Exception:
+        logger.warning("read-audit markers unavailable: every image read is audited")
 
 
 def _already_audited(action: str, user_pk: Any, study_uid: str, series_uid: str) -> str | None:
-    """Return this read's marker key if it is to be audited, else None.
+    """Return this read's marker key if it is to be audited ("" if unknown), else None.
 
     The key names the opening; its value is when the audited read happened.
     ``cache.add`` succeeds only for the first read that brings the key; past
     the window the marker is renewed (two racing renewals write two rows:
     more, never fewer).
     """
-    opening = cache.get(_opening_key(user_pk, study_uid)) or "-"
-    key = f"read-audit:{action}:{user_pk}:{series_uid}:{opening}"
+    store = markers()
     now = _clock()
-    if cache.add(key, now, READ_AUDIT_WINDOW * 2):
-        return key
-    audited_at = cache.get(key)
-    if audited_at is None or now - float(audited_at) >= READ_AUDIT_WINDOW:
-        cache.set(key, now, READ_AUDIT_WINDOW * 2)
-        return key
+    try:
+        opening = store.get(_opening_key(user_pk, study_uid)) or "-"
+        key = f"read-audit:{action}:{user_pk}:{series_uid}:{opening}"
+        if store.add(key, now, READ_AUDIT_WINDOW * 2):
+            return key
+        audited_at = store.get(key)
+        if audited_at is None or now - float(audited_at) >= READ_AUDIT_WINDOW:
+            store.set(key, now, READ_AUDIT_WINDOW * 2)
+            return key
+    except Exception:
+        logger.warning("read-audit markers unavailable: every image read is audited")
+        return ""
     return None
 
 
@@ -93,6 +122,8 @@ def audit_image_read(request: HttpRequest, instance: Instance, action: str, **de
             },
         )
     except BaseException:
-        cache.delete(key)  # not written: the next read must try again
+        if key:
+            with contextlib.suppress(Exception):
+                markers().delete(key)  # not written: the next read must try again
         raise
     return True
