@@ -285,3 +285,32 @@ def _close_pool_connections():
     import gc
 
     gc.collect()
+
+
+def test_it_keeps_a_resend_once_and_refuses_texts_once_the_room_is_concluded(network, redis_layer):
+    """The event loop's own store (loop_store) hands both cases to the ordinary path."""
+    from referrals.consultation.services import consultation_conclude
+
+    room = make_room(network, live=True)
+    doctor = session_of(room.doctor)
+
+    async def scenario() -> None:
+        a = socket(doctor, room.consultation)
+        await enter(a)
+        say = {"type": "say", "client_msg_id": "once", "text": "只存一次"}
+        await a.send_json_to(say)
+        first = await next_of(a, "ack")
+        await a.send_json_to(say)
+        again = await next_of(a, "ack")
+        assert again["seq"] == first["seq"]
+        await sync_to_async(consultation_conclude)(
+            consultation=room.consultation, actor=room.specialist, conclusion="结论"
+        )
+        await a.send_json_to({"type": "say", "client_msg_id": "late", "text": "太迟了"})
+        refused = await next_of(a, "error")
+        assert (refused["code"], refused["client_msg_id"]) == ("consultation_closed", "late")
+        await a.disconnect()
+
+    async_to_sync(scenario)()
+    texts = ConsultationMessage.objects.filter(consultation=room.consultation, kind="text")
+    assert list(texts.values_list("text", flat=True)) == ["只存一次"]
