@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/viewer_bench.py [--slices 400] [--opens 5] [--quick]
                                                 [--summary var/bench/viewer.md]
 
-Starts the hub as production runs it (daphne, DEBUG off, a throwaway
+Starts the hub as production runs it (gunicorn for HTTP — ``--server daphne``
+for the demo's single daphne —, DEBUG off, a throwaway
 PostgreSQL database, the folder archive), stores a synthetic CT through the
 one ingest pipeline, and drives Debian's Chromium with Playwright:
 
@@ -223,8 +224,9 @@ def open_viewer(page: Any, base: str, study_uid: str) -> dict[str, Any]:
 def settle(base: str, timeout: float = 15.0) -> None:
     """Wait until the hub has finished what a closed page left queued.
 
-    Django runs synchronous views one at a time per process, so frames a
-    previous page was prefetching would otherwise delay the next cold open.
+    Frames a previous page was prefetching would otherwise share the server
+    with the next cold open (under daphne, Django runs synchronous views one
+    at a time per process).
     """
     import urllib.request
 
@@ -321,7 +323,7 @@ def summary(results: dict[str, Any], args: argparse.Namespace, seeded: dict[str,
         f"Machine: {os.cpu_count()} cores, load average {results['load'][0]:.1f} → "
         f"{results['load'][1]:.1f} during the run. "
         f"Ingest of the series for the benchmark: {seeded['ingest_seconds']} s. "
-        "Run: `.venv/bin/python benchmarks/viewer_bench.py`.",
+        f"Server: {args.server}. Run: `.venv/bin/python benchmarks/viewer_bench.py`.",
     ]
     return "\n".join(lines)
 
@@ -338,6 +340,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=512, help="rows and columns (default 512)")
     parser.add_argument("--opens", type=int, default=5, help="cold opens timed (median)")
     parser.add_argument("--quick", action="store_true", help="40 slices, 2 opens: proves it works")
+    parser.add_argument(
+        "--server",
+        choices=["gunicorn", "daphne"],
+        default="gunicorn",
+        help="HTTP server: production's gunicorn (default) or the demo's daphne",
+    )
     parser.add_argument(
         "--summary", type=Path, default=None, help="also write the summary (Markdown) here"
     )
@@ -367,8 +375,11 @@ def main(argv: list[str]) -> int:
         hubs.manage(env, "migrate", "--noinput")
         log(f"storing a {args.slices}-slice {args.size}×{args.size} CT through ingest")
         seeded = run_seed(env, args)
-        log(f"stored in {seeded['ingest_seconds']} s; starting daphne")
-        hub = hubs.start_daphne(env, directory / "hub")
+        log(f"stored in {seeded['ingest_seconds']} s; starting {args.server}")
+        if args.server == "daphne":
+            hub = hubs.start_daphne(env, directory / "hub")
+        else:
+            hub = hubs.start_gunicorn(env, directory / "hub")
         log(f"hub {hub.url} (pid {hub.pid})")
         results = measure(hub.url, seeded, opens=args.opens, slices=args.slices)
     finally:
