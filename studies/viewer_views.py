@@ -281,9 +281,11 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
         # The browser asks for these as soon as the headers arrive, before it has
         # parsed the page and queued its style sheet and scripts on the same few
         # connections; first-paint.js's fetches of the same URLs take the answers.
+        # The frame only when first-paint.js can draw it (else the viewer asks).
+        frame_url, metadata_url = first_image_urls(config)
+        urls = [frame_url, metadata_url] if first_pixel else [metadata_url]
         response["Link"] = ", ".join(
-            f"<{url}>; rel=preload; as=fetch; crossorigin=use-credentials"
-            for url in first_image_urls(config)
+            f"<{url}>; rel=preload; as=fetch; crossorigin=use-credentials" for url in urls
         )
     return response
 

@@ -61,13 +61,13 @@
     });
   }
 
-  var frameBytes = get(base + "/frames/1").then(cut);
+  // The frame first; none for an image only the viewer can show (palette colour,
+  // say): it asks for that itself. viewer.js asks again if this failed.
+  var frameBytes = pixel ? get(base + "/frames/1").then(cut) : null;
   var metadata = get(base + "/metadata");
-  // Errors are handled where viewer.js reads these.
-  frameBytes.catch(function () {});
-  metadata.catch(function () {});
+  if (frameBytes) frameBytes.catch(function () {});
+  metadata.catch(function () {}); // handled where viewer.js reads it
   window.__viewerEarly = { frameBytes: frameBytes, metadata: metadata };
-
   var first = (window.__viewerFirst = { adopted: false, painted: false });
   if (!pixel) return;
   var laidOut = new Promise(function (resolve) {

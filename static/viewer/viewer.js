@@ -111,7 +111,10 @@ class Viewer {
       try {
         // first-paint.js asked for both before the modules arrived.
         const early = window.__viewerEarly || {};
-        const request = early.frameBytes || this.client.frame({ study, series, sop, frame: 1 });
+        const ask = () => this.client.frame({ study, series, sop, frame: 1 });
+        // If the early request failed, ask again: the client's error (406: not
+        // decodable here) is what sends the loader to the rendered image.
+        const request = early.frameBytes ? early.frameBytes.catch(ask) : ask();
         request.catch(() => null); // its failure is the loader's (or the fallback's) to handle
         const ds = await this.client.instanceMetadata(study, series, sop, early.metadata);
         const image = new ImageRef(ds, 1, Math.max(1, num(ds, "00280008", 1)), study, series);
