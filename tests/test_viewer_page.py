@@ -209,7 +209,8 @@ def test_it_leaves_images_it_cannot_draw_early_to_the_viewer(
     assert first_pixel_description(ybr_native, native=True) is None
     # Decoded on the server, compressed colour arrives as interleaved RGB.
     decoded = first_pixel_description(ybr_native, native=False)
-    assert decoded is not None and decoded["kind"] == "rgb"
+    assert decoded is not None
+    assert decoded["kind"] == "rgb"
 
 
 def test_it_links_to_a_consultation_request_on_this_study(
