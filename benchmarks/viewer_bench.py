@@ -149,6 +149,10 @@ TIMINGS = """() => {
   return {
     first: stats.firstImageMs,
     viewer: stats.viewerDrawnMs,
+    // first-paint.js: the frame's bytes in hand, the page laid out, what drawing took.
+    bytesIn: stats.firstBytesMs ?? null,
+    laidOut: stats.laidOutMs ?? null,
+    paintCost: stats.firstPaintCostMs ?? null,
     decoded: stats.firstFrameMs,
     html: navigation ? navigation.responseEnd : null,
     metadata: end("/metadata"),
@@ -308,6 +312,9 @@ def summary(results: dict[str, Any], args: argparse.Namespace, seeded: dict[str,
         f"| … of which: page HTML / first frame received / its metadata received "
         f"| {median_of('html'):.0f} / {median_of('frame'):.0f} / {median_of('metadata'):.0f} ms "
         "| |",
+        f"| … first-paint.js: frame bytes in hand / page laid out / drawing took "
+        f"| {median_of('bytesIn'):.0f} / {median_of('laidOut'):.0f} / "
+        f"{median_of('paintCost'):.1f} ms | |",
         f"| the viewer's own first draw (overlays and tools live) "
         f"| {median_of('viewer'):.0f} ms | |",
         f"| requests before the first image / bytes received "

@@ -70,8 +70,15 @@
   window.__viewerEarly = { frameBytes: frameBytes, metadata: metadata };
   var first = (window.__viewerFirst = { adopted: false, painted: false });
   if (!pixel) return;
+  // When the frame's bytes and the layout were ready, and what drawing cost (benchmark).
+  frameBytes.then(function () {
+    stats.firstBytesMs = performance.now();
+  }, function () {});
   var laidOut = new Promise(function (resolve) {
-    first.laidOut = resolve;
+    first.laidOut = function () {
+      stats.laidOutMs = performance.now();
+      resolve();
+    };
   });
   Promise.all([frameBytes, laidOut]).then(function (done) {
     if (!first.adopted) paint(done[0]);
@@ -126,6 +133,7 @@
   }
 
   function paint(bytes) {
+    var began = performance.now();
     var grid = document.querySelector(".vw-grid");
     if (!grid || bytes.length < expected) return;
     var holder = document.createElement("div");
@@ -163,6 +171,7 @@
     ctx.drawImage(image, 0, 0);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     first.painted = true;
+    stats.firstPaintCostMs = performance.now() - began;
     if (stats.firstImageMs === null) {
       stats.firstImageMs = performance.now();
       performance.mark("viewer-first-image");
