@@ -33,6 +33,7 @@ from tests.dashboard_helpers import (
     make_report,
     make_study,
 )
+from tests.factories import make_institution, make_region
 
 SECTIONS = ["volume", "turnaround", "referrals", "recognition", "network"]
 EARLIEST = date(2026, 6, 24)  # some three months before the helpers' ten days
@@ -248,3 +249,18 @@ def test_coarse_and_every_modality_rows_change_no_figure(
                 patch.setattr(module, "_with_modality", common._each_modality)
             fine = {section: get(analyst, section, **query) for section in SECTIONS}
         assert coarse == fine
+
+
+@override_settings(DASHBOARD_CACHE_SECONDS=0)
+def test_another_regions_studies_never_count(analyst: Client, activity: Activity):
+    first, last = RANGES[0]
+    query = {"from": first.isoformat(), "to": last.isoformat(), "granularity": "week"}
+    # Alone in the database, the region's views read the rollups without an id list.
+    alone = {section: get(analyst, section, **query) for section in SECTIONS}
+
+    elsewhere = make_institution(region=make_region())
+    make_study(activity, elsewhere, local(date(2026, 8, 5), 10), "CT", random.Random(5))
+    rollup_refresh(since=None)
+    assert DailyStudyVolume.objects.filter(institution=elsewhere).exists()
+
+    assert {section: get(analyst, section, **query) for section in SECTIONS} == alone

@@ -486,6 +486,11 @@ def refresh_table(table: Table, *, since: date | None) -> RefreshResult:
             if has_modality(table.model):
                 rows += build_all_modalities_rows(table.model, since=since)
             rows += build_coarse_rows(table.model, since=since)
+        if since is None and connection.vendor == "postgresql":
+            # A full rebuild replaces every row: plan the readers on the new ones, not on
+            # statistics of the old (autovacuum would get there, minutes later).
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(table.model._meta.db_table)}")
         seconds = time.monotonic() - began
         rollup.RollupState.objects.update_or_create(
             table=table.model._meta.db_table,

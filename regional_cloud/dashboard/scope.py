@@ -70,6 +70,9 @@ class Filters:
     granularity: str = "day"
     # The institutions every figure is restricted to (ids), from the above and the scope.
     institution_ids: frozenset[int] = field(default_factory=frozenset)
+    # True when those are every institution the rollup rows can name (the whole region,
+    # and no other region in the database): the readers then leave the restriction out.
+    every_institution: bool = False
 
     def as_query(self) -> dict[str, str]:
         """Return the filters as query parameters (for links and exports)."""
@@ -139,6 +142,9 @@ def parse_filters(scope: Scope, params: QueryDict | dict[str, str], **fixed: Any
         institutions = institutions.filter(pk=institution.pk)
     if tier:
         institutions = institutions.filter(tier=tier)
+    every_institution = (
+        institution is None and not tier and not Region.objects.exclude(pk=scope.region.pk).exists()
+    )
     return Filters(
         region_id=scope.region.pk,
         start=start,
@@ -148,4 +154,5 @@ def parse_filters(scope: Scope, params: QueryDict | dict[str, str], **fixed: Any
         modality=modality,
         granularity=granularity,
         institution_ids=frozenset(institutions.values_list("pk", flat=True)),
+        every_institution=every_institution,
     )

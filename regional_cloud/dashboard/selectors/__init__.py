@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from regional_cloud.dashboard import models as rollup
 from regional_cloud.dashboard.scope import Filters
-from regional_cloud.dashboard.selectors.common import institution_label
+from regional_cloud.dashboard.selectors.common import _either, institution_label
 from regional_cloud.dashboard.selectors.network import network_section
 from regional_cloud.dashboard.selectors.recognition import recognition_section
 from regional_cloud.dashboard.selectors.referral_flows import referrals_section
 from regional_cloud.dashboard.selectors.turnaround import turnaround_section
 from regional_cloud.dashboard.selectors.volume import volume_section
-from regional_cloud.dashboard.spans import ALL_MODALITIES
 
 __all__ = ["SECTIONS", "institution_label", "modalities"]
 
@@ -36,12 +35,9 @@ SECTIONS = {
 
 def modalities(filters: Filters) -> list[str]:
     """Return the modalities seen in the region, for the filter's choices."""
-    # The month rows hold every modality the day rows do, in a thirtieth of the rows.
+    # The month table of storage: every modality of the day rows, none of "*", few rows.
     return list(
-        rollup.DailyStudyVolume.objects.filter(
-            span=rollup.Span.MONTH, institution_id__in=filters.institution_ids
-        )
-        .exclude(modality=ALL_MODALITIES)
+        rollup.MonthlyStorage.objects.filter(_either(filters, "institution_id"))
         .values_list("modality", flat=True)
         .distinct()
         .order_by("modality")

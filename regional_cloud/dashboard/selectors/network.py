@@ -19,6 +19,7 @@ from regional_cloud.dashboard.selectors.common import (
     EDGE_AMBER_BACKLOG,
     EDGE_AMBER_LAG_SECONDS,
     EDGE_RED_AFTER,
+    _either,
     _in_range,
     _institutions,
     _line,
@@ -59,7 +60,7 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     counts = dict(
         _with_modality(
             _in_range(rollup.DailyStudyVolume.objects, filters).filter(
-                institution_id__in=filters.institution_ids
+                _either(filters, "institution_id")
             ),
             filters,
         )

@@ -160,7 +160,7 @@ def _workload(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     rows = list(
         _with_modality(
             _in_range(rollup.DailyWorkload.objects, filters).filter(
-                institution_id__in=filters.institution_ids
+                _either(filters, "institution_id")
             ),
             filters,
         )

@@ -15,6 +15,7 @@ from regional_cloud.dashboard.selectors.common import (
     GB,
     _by_period,
     _each_modality,
+    _either,
     _gb,
     _in_periods,
     _in_range,
@@ -36,7 +37,7 @@ from regional_cloud.dashboard.selectors.common import (
 def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     names = _institutions(filters)
     rows = _with_modality(
-        rollup.DailyStudyVolume.objects.filter(institution_id__in=filters.institution_ids),
+        rollup.DailyStudyVolume.objects.filter(_either(filters, "institution_id")),
         filters,
     )
     base = _in_range(rows, filters)
@@ -55,7 +56,7 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     by_modality = list(
         _in_range(
             _each_modality(
-                rollup.DailyStudyVolume.objects.filter(institution_id__in=filters.institution_ids),
+                rollup.DailyStudyVolume.objects.filter(_either(filters, "institution_id")),
                 filters,
             ),
             filters,
@@ -80,18 +81,18 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
 
     # Storage growth: everything stored before the range, then each period's additions.
     month = filters.start.replace(day=1)
-    months_before = _each_modality(
-        rollup.MonthlyStorage.objects.filter(
-            day__lt=month, institution_id__in=filters.institution_ids
-        ),
-        filters,
-    ).aggregate(b=Sum("bytes"))["b"]
+    stored_before = rollup.MonthlyStorage.objects.filter(
+        _either(filters, "institution_id"), day__lt=month
+    )
+    if filters.modality:  # (the month table holds no every-modality rows)
+        stored_before = stored_before.filter(modality=filters.modality)
+    months_before = stored_before.aggregate(b=Sum("bytes"))["b"]
     days_before = _with_modality(
         rollup.DailyStudyVolume.objects.filter(
+            _either(filters, "institution_id"),
             span=rollup.Span.DAY,
             day__gte=month,
             day__lt=filters.start,
-            institution_id__in=filters.institution_ids,
         ),
         filters,
     ).aggregate(b=Sum("bytes"))["b"]
