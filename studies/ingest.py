@@ -16,6 +16,7 @@ object whose rows never commit is an orphan that ``reconcile`` reports.
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from studies import failure, ingest_sql
 from studies.access import VIEW, study_access_grant
 from studies.archive import ArchiveError, get_store
 from studies.archive.base import validate_uid
-from studies.bulk_insert import insert_new_rows
+from studies.bulk_insert import JsonText, insert_new_rows
 from studies.dicom_parse import InvalidInstance, ParsedInstance, parse_instance
 from studies.dicom_tags import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, pick
 from studies.ingest_sql import Known, KnownSeries, KnownStudy, StoredInstance, index_lookup
@@ -92,6 +93,10 @@ class _Staged:
     key: str
     result: InstanceResult
     known: Known  # what the index held for its UIDs when it arrived
+    metadata: JsonText  # the instance's DICOM JSON, encoded (parsed.json is emptied)
+    # Study- and series-level attributes (encoded), kept only if the row may have to be created.
+    study_metadata: str | None
+    series_metadata: str | None
 
 
 @dataclass
@@ -212,9 +217,34 @@ def _stage(
             _("The archive could not store the object; nothing was kept. Try again later."),
             failure.OUT_OF_RESOURCES,
         ), None
-    # The header stays: its values are in memory; only deferred bulk data (never
-    # read again) would need the file, which the caller may now close.
-    return result, _Staged(parsed=parsed, received=received, key=key, result=result, known=known)
+    # Until the request's one index transaction only what the rows need stays
+    # (the file may now close): the header values they read and the DICOM JSON
+    # as text — ~5 KiB an instance instead of ~64 KiB of pydicom and JSON objects,
+    # ~110 MB less at the peak of a 1 GB STOW.
+    staged = _Staged(
+        parsed=parsed,
+        received=received,
+        key=key,
+        result=result,
+        known=known,
+        metadata=JsonText(json.dumps(parsed.json)),
+        study_metadata=_encoded_pick(parsed, STUDY_LEVEL_TAGS) if known.study is None else None,
+        series_metadata=_encoded_pick(parsed, SERIES_LEVEL_TAGS) if known.series is None else None,
+    )
+    parsed.keep_only_text(INDEX_KEYWORDS)
+    return result, staged
+
+
+# What _index, _study_for, _patient_for and _series_for read with parsed.text().
+INDEX_KEYWORDS = (  # noqa: SIM905 - a list of fourteen names reads better as words
+    "PatientID PatientName PatientSex PatientBirthDate AccessionNumber StudyID StudyDate "
+    "StudyTime StudyDescription ReferringPhysicianName SeriesNumber SeriesDescription "
+    "BodyPartExamined InstanceNumber"
+).split()
+
+
+def _encoded_pick(parsed: ParsedInstance, tags: frozenset[str]) -> str:
+    return json.dumps(pick(parsed.json, tags))
 
 
 def _existing_outcome(
@@ -371,7 +401,7 @@ class _RequestRows:
         if uid not in self.studies:
             # Seen when the instance arrived, or else created now (a concurrent
             # request may have created it meanwhile: get_or_create finds it).
-            self.studies[uid] = known.study or _study_for(parsed, sender=self.sender)
+            self.studies[uid] = known.study or _study_for(item, sender=self.sender)
         study = self.studies[uid]
         if (
             study is None
@@ -388,7 +418,7 @@ class _RequestRows:
         if series_uid not in self.series:
             series = known.series
             if series is None:
-                created, series = _series_for(parsed, study)
+                created, series = _series_for(item, study)
                 if created:
                     self.studies_with_new_series.add(study.pk)
             self.series[series_uid] = series
@@ -471,12 +501,13 @@ def _instance_row(item: _Staged, *, study_id: int, series_id: int) -> Instance:
         sha256=item.received.sha256,
         archive_key=item.key,
         pixel_data_offset=parsed.pixel_data_offset,
-        metadata=parsed.json,
+        metadata=item.metadata,
     )
 
 
-def _study_for(parsed: ParsedInstance, *, sender: Sender) -> KnownStudy:
+def _study_for(item: _Staged, *, sender: Sender) -> KnownStudy:
     """Return the study of this UID, created for the sender (and granted) if there is none."""
+    parsed = item.parsed
     patient = _patient_for(parsed, sender=sender)
     study, created = Study.objects.select_related("patient").get_or_create(
         study_instance_uid=parsed.study_instance_uid,
@@ -489,7 +520,7 @@ def _study_for(parsed: ParsedInstance, *, sender: Sender) -> KnownStudy:
             "study_time": parsed.text("StudyTime")[:16],
             "study_description": parsed.text("StudyDescription")[:64],
             "referring_physician_name": parsed.text("ReferringPhysicianName")[:324],
-            "metadata": pick(parsed.json, STUDY_LEVEL_TAGS),
+            "metadata": json.loads(item.study_metadata or "{}"),
         },
     )
     if created:
@@ -518,8 +549,9 @@ def _patient_for(parsed: ParsedInstance, *, sender: Sender) -> Patient:
     return patient
 
 
-def _series_for(parsed: ParsedInstance, study: KnownStudy) -> tuple[bool, KnownSeries]:
+def _series_for(item: _Staged, study: KnownStudy) -> tuple[bool, KnownSeries]:
     """Return (created, series) for the series of this UID, created in ``study`` if new."""
+    parsed = item.parsed
     series, created = Series.objects.get_or_create(
         series_instance_uid=parsed.series_instance_uid,
         defaults={
@@ -528,7 +560,7 @@ def _series_for(parsed: ParsedInstance, study: KnownStudy) -> tuple[bool, KnownS
             "series_number": _int_or_none(parsed.text("SeriesNumber")),
             "series_description": parsed.text("SeriesDescription")[:64],
             "body_part_examined": parsed.text("BodyPartExamined")[:16],
-            "metadata": pick(parsed.json, SERIES_LEVEL_TAGS),
+            "metadata": json.loads(item.series_metadata or "{}"),
         },
     )
     return created, KnownSeries(pk=series.pk, study_id=series.study_id)

@@ -19,6 +19,7 @@ from django.db import connection
 from hospitals.models import Role
 from regional_cloud.models import AuditEvent
 from studies import failure
+from studies.dicom_parse import parse_instance
 from studies.ingest import IngestReport, Outcome, ReceivedFile, Sender, instances_ingest
 from studies.models import Instance, Series, Study
 from tests.dicom_helpers import ct_small, random_uid, to_bytes
@@ -163,3 +164,28 @@ def test_other_bytes_under_one_uid_at_once_one_wins_the_rest_get_0x0111_and_audi
     assert Study.objects.get().number_of_instances == 1
     conflicts = AuditEvent.objects.filter(action="instance.duplicate_conflict", object_id=sop)
     assert conflicts.count() == THREADS - 1
+
+
+def test_a_many_instance_request_indexes_each_instance_with_its_own_metadata(sender: Sender):
+    # Staged instances keep only text until the index transaction: what reaches the
+    # rows must still be each instance's own DICOM JSON and the study's attributes.
+    study, series = random_uid(), random_uid()
+    datas = [
+        to_bytes(ct_small(study_uid=study, series_uid=series, patient_name="王^小东"))
+        for _ in range(5)
+    ]
+    report = instances_ingest(files=[received(d) for d in datas], sender=sender)
+
+    assert [r.outcome for r in report.results] == [Outcome.STORED] * 5
+    for data in datas:
+        parsed = parse_instance(io.BytesIO(data))
+        row = Instance.objects.get(sop_instance_uid=parsed.sop_instance_uid)
+        assert row.metadata == parsed.json
+        assert row.instance_number == int(parsed.text("InstanceNumber"))
+    row = Study.objects.select_related("patient").get(study_instance_uid=study)
+    assert row.patient.patient_name == parsed.text("PatientName")
+    assert row.metadata["00100010"] == parsed.json["00100010"]
+    assert Series.objects.get(series_instance_uid=series).metadata["00080060"] == {
+        "vr": "CS",
+        "Value": ["CT"],
+    }
