@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -95,14 +96,29 @@ def period_of(day: date, granularity: str) -> date:
 
 def periods(filters: Filters) -> list[date]:
     """Return every period of the range, in order (empty periods included)."""
+    return list(_periods(filters.start, filters.end, filters.granularity))
+
+
+@functools.lru_cache(maxsize=256)
+def _periods(start: date, end: date, granularity: str) -> tuple[date, ...]:
+    # Asked several times per request, with the same few ranges by everyone.
     found: list[date] = []
-    day = filters.start
-    while day <= filters.end:
-        start = period_of(day, filters.granularity)
-        if not found or found[-1] != start:
-            found.append(start)
+    day = start
+    while day <= end:
+        first = period_of(day, granularity)
+        if not found or found[-1] != first:
+            found.append(first)
         day += timedelta(days=1)
-    return found
+    return tuple(found)
+
+
+def tier_labels() -> dict[str, str]:
+    """Return each tier's label in the current language.
+
+    ``get_tier_display()`` rebuilds and hashes the translated choices on every call:
+    for the hundred institutions of a table that was a tenth of a request's CPU.
+    """
+    return {value: str(label) for value, label in Tier.choices}
 
 
 def _by_period(

@@ -29,6 +29,7 @@ from regional_cloud.dashboard.selectors.common import (
     column,
     institution_label,
     kpi,
+    tier_labels,
 )
 from regional_cloud.dashboard.selectors.referral_flows import _flow_rows, flows
 from regional_cloud.demo.network import SIMULATED_AGENT_VERSION
@@ -56,6 +57,7 @@ HEALTH_RANK = {"red": 3, "amber": 2, "green": 1, "off": 0}
 
 def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     names = _institutions(filters)
+    tiers = tier_labels()
     now = timezone.now()
     counts = dict(
         _with_modality(
@@ -99,7 +101,7 @@ def network_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
             {
                 "institution": institution_label(inst),
                 "institution_uuid": str(inst.uuid),
-                "tier": inst.get_tier_display(),
+                "tier": tiers[inst.tier],
                 "studies": studies,
                 "health": health,
                 "health_label": health_label,

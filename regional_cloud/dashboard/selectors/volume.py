@@ -29,6 +29,7 @@ from regional_cloud.dashboard.selectors.common import (
     institution_label,
     kpi,
     periods,
+    tier_labels,
 )
 
 # --- study volume and storage -------------------------------------------------------------
@@ -36,6 +37,7 @@ from regional_cloud.dashboard.selectors.common import (
 
 def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
     names = _institutions(filters)
+    tiers = tier_labels()
     rows = _with_modality(
         rollup.DailyStudyVolume.objects.filter(_either(filters, "institution_id")),
         filters,
@@ -132,7 +134,7 @@ def volume_section(filters: Filters, sup: Suppressor) -> dict[str, Any]:
                     {
                         "institution": institution_label(inst),
                         "institution_uuid": str(inst.uuid),
-                        "tier": inst.get_tier_display(),
+                        "tier": tiers[inst.tier],
                         "studies": shown,
                         "gb": _gb(by_institution.get(inst.pk, {}).get("bytes") or 0, shown),
                     }
