@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ import psycopg
 from django.db import connections
 
 from referrals.consultation import messages
+from referrals.consultation.models import ConsultationMessage
 
 # Connections per event loop: posts beyond this wait for one to come free. A
 # room's posts queue on its row lock anyway; this bounds what one server
@@ -34,6 +36,7 @@ from referrals.consultation import messages
 CONNECTIONS_PER_LOOP = 4
 # Django's OPTIONS that are not libpq parameters.
 DJANGO_ONLY_OPTIONS = {"pool", "isolation_level", "assume_role", "server_side_binding"}
+TEXT = ConsultationMessage.Kind.TEXT.value
 
 
 def enabled() -> bool:
@@ -60,37 +63,137 @@ def _connect_kwargs() -> dict[str, Any]:
     return {k: v for k, v in given.items() if v} | options | {"autocommit": True}
 
 
+# One statement for every text waiting when a connection comes free (group commit):
+# the numbers of each room taken in its rows' id order (no deadlock between two
+# batches), the rows written, one commit for all. A room not open any more is left
+# out of ``locked``; its texts come back without a row.
+BATCH_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[])
+        WITH ORDINALITY AS t(room_id, client_msg_id, author_id, body, created_at, ord)
+),
+counts AS (SELECT room_id, count(*)::bigint AS n FROM input GROUP BY room_id),
+locked AS (
+    SELECT r.id FROM {rooms} r
+    WHERE r.id IN (SELECT room_id FROM counts) AND r.state = ANY(%s)
+    ORDER BY r.id FOR UPDATE
+),
+taken AS (
+    UPDATE {rooms} r SET last_seq = r.last_seq + c.n FROM counts c, locked l
+    WHERE r.id = c.room_id AND l.id = r.id
+    RETURNING r.id, r.last_seq - c.n AS base
+)
+INSERT INTO {messages}
+    (consultation_id, seq, client_msg_id, kind, author_id, text, payload, snapshot_key, created_at)
+SELECT i.room_id, t.base + row_number() OVER (PARTITION BY i.room_id ORDER BY i.ord),
+    i.client_msg_id, %s, i.author_id, i.body, '{{}}', '', i.created_at
+FROM input i JOIN taken t ON t.id = i.room_id
+RETURNING consultation_id, client_msg_id, id, seq
+""".format(rooms=messages.ROOMS_TABLE, messages=messages.MESSAGES_TABLE)  # noqa: S608, UP032
+MAX_BATCH = 500
+
+
+@dataclass
+class _Text:
+    room_id: int
+    author_id: int
+    client_msg_id: str
+    body: str
+    now: datetime
+    done: asyncio.Future[tuple[int, int] | None]
+
+
 class LoopStore:
-    """A few autocommit connections of one event loop, lent to one statement at a time."""
+    """A few autocommit connections of one event loop; each stores what waits, in one go."""
 
     def __init__(self, size: int = CONNECTIONS_PER_LOOP) -> None:
         self.idle: list[psycopg.AsyncConnection[Any]] = []
-        self.slots = asyncio.Semaphore(size)
+        self.size = size
+        self.flushers: set[asyncio.Task[None]] = set()
+        self.pending: list[_Text] = []
         self.kwargs = _connect_kwargs()
 
     async def insert_text(
         self, *, room_id: int, author_id: int, client_msg_id: str, body: str, now: datetime
     ) -> tuple[int, int] | None:
-        """Store one text; return (id, seq), or None when the ordinary path must decide."""
-        sql, params = messages.text_insert(room_id, author_id, client_msg_id, body, now)
-        async with self.slots:
-            conn = self.idle.pop() if self.idle else None
-            if conn is None or conn.closed:
-                conn = await psycopg.AsyncConnection.connect(**self.kwargs)
+        """Store one text; return (id, seq) once committed, or None for the ordinary path."""
+        done: asyncio.Future[tuple[int, int] | None] = asyncio.get_running_loop().create_future()
+        self.pending.append(_Text(room_id, author_id, client_msg_id, body, now, done))
+        if len(self.flushers) < self.size:
+            task = asyncio.ensure_future(self._flush())
+            self.flushers.add(task)
+            task.add_done_callback(self.flushers.discard)
+        return await done
+
+    async def _flush(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
             try:
-                cursor = await conn.execute(sql, params, prepare=True)
-                row = await cursor.fetchone()
+                results = await self._store(batch)
+            except Exception as error:
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(error)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if not item.done.done():
+                    item.done.set_result(result)
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        conn = self.idle.pop() if self.idle else None
+        if conn is None or conn.closed:
+            conn = await psycopg.AsyncConnection.connect(**self.kwargs)
+        return conn
+
+    async def _store(self, batch: list[_Text]) -> list[tuple[int, int] | None]:
+        conn = await self._connection()
+        try:
+            try:
+                results = await self._grouped(conn, batch)
             except psycopg.errors.UniqueViolation:
-                self.idle.append(conn)  # autocommit: the statement is rolled back, no more
-                return None
-            except BaseException:
-                # Broken or interrupted mid-statement: never lend this connection again.
-                await _close_quietly(conn)
-                raise
-            self.idle.append(conn)
+                # A resend among them (the whole statement rolled back): one by one.
+                results = [await self._single(conn, item) for item in batch]
+        except BaseException:
+            # Broken or interrupted mid-statement: never lend this connection again.
+            await _close_quietly(conn)
+            raise
+        self.idle.append(conn)
+        return results
+
+    async def _grouped(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[_Text]
+    ) -> list[tuple[int, int] | None]:
+        params = [
+            [item.room_id for item in batch],
+            [item.client_msg_id for item in batch],
+            [item.author_id for item in batch],
+            [item.body for item in batch],
+            [item.now for item in batch],
+            messages.open_states(),
+            TEXT,
+        ]
+        cursor = await conn.execute(BATCH_SQL, params, prepare=True)
+        stored = {
+            (room, cid): (int(pk), int(seq)) for room, cid, pk, seq in await cursor.fetchall()
+        }
+        return [stored.get((item.room_id, item.client_msg_id)) for item in batch]
+
+    async def _single(
+        self, conn: psycopg.AsyncConnection[Any], item: _Text
+    ) -> tuple[int, int] | None:
+        sql, params = messages.text_insert(
+            item.room_id, item.author_id, item.client_msg_id, item.body, item.now
+        )
+        try:
+            cursor = await conn.execute(sql, params, prepare=True)
+        except psycopg.errors.UniqueViolation:
+            return None  # autocommit: that statement alone rolled back
+        row = await cursor.fetchone()
         return (int(row[0]), int(row[1])) if row else None
 
     async def close(self) -> None:
+        for task in list(self.flushers):
+            task.cancel()
         while self.idle:
             await _close_quietly(self.idle.pop())
 

@@ -197,14 +197,18 @@ def text_posted(
     return Posted(message, created=True)
 
 
-_ROOMS, _MESSAGES = Consultation._meta.db_table, ConsultationMessage._meta.db_table
+ROOMS_TABLE, MESSAGES_TABLE = Consultation._meta.db_table, ConsultationMessage._meta.db_table
 TEXT_INSERT_SQL = (
-    f"WITH taken AS (UPDATE {_ROOMS} SET last_seq = last_seq + 1 "  # noqa: S608
+    f"WITH taken AS (UPDATE {ROOMS_TABLE} SET last_seq = last_seq + 1 "  # noqa: S608
     "WHERE id = %s AND state = ANY(%s) RETURNING last_seq) "
-    f"INSERT INTO {_MESSAGES} (consultation_id, seq, client_msg_id, kind, author_id, "
+    f"INSERT INTO {MESSAGES_TABLE} (consultation_id, seq, client_msg_id, kind, author_id, "
     "text, payload, snapshot_key, created_at) "
     "SELECT %s, last_seq, %s, %s, %s, %s, '{}', '', %s FROM taken RETURNING id, seq"
 )
+
+
+def open_states() -> list[str]:
+    return [str(state) for state in OPEN_STATES]
 
 
 def text_insert(
@@ -217,7 +221,7 @@ def text_insert(
     """
     params = [
         room_id,
-        [str(state) for state in OPEN_STATES],
+        open_states(),
         room_id,
         client_msg_id,
         ConsultationMessage.Kind.TEXT.value,
