@@ -308,9 +308,10 @@ def _index(
     if not staged and not conflicts and not report.refused:
         return
     with transaction.atomic():
-        rows = _RequestRows(sender)
+        rows = _RequestRows(sender, staged)
         placed: list[tuple[_Staged, KnownStudy, int]] = []
-        # Sorted, so that two requests always create rows in the same order.
+        # Sorted, so that two requests always create rows in the same order (the
+        # attributes of a new study or series still come from its first instance).
         for item in sorted(staged, key=_row_order):
             try:
                 study, series_id = rows.resolve(item)
@@ -387,8 +388,14 @@ class _Tally:
 class _RequestRows:
     """The study and series rows of one request, each looked up (or created) once."""
 
-    def __init__(self, sender: Sender):
+    def __init__(self, sender: Sender, staged: list[_Staged]):
         self.sender = sender
+        # The first instance of each study and series in the request's order.
+        self.first_of_study: dict[str, _Staged] = {}
+        self.first_of_series: dict[str, _Staged] = {}
+        for item in staged:
+            self.first_of_study.setdefault(item.parsed.study_instance_uid, item)
+            self.first_of_series.setdefault(item.parsed.series_instance_uid, item)
         self.studies: dict[str, KnownStudy | None] = {}
         self.study_by_pk: dict[int, KnownStudy] = {}
         self.series: dict[str, KnownSeries] = {}
@@ -401,7 +408,8 @@ class _RequestRows:
         if uid not in self.studies:
             # Seen when the instance arrived, or else created now (a concurrent
             # request may have created it meanwhile: get_or_create finds it).
-            self.studies[uid] = known.study or _study_for(item, sender=self.sender)
+            first = self.first_of_study[uid]
+            self.studies[uid] = known.study or _study_for(first, sender=self.sender)
         study = self.studies[uid]
         if (
             study is None
@@ -418,7 +426,7 @@ class _RequestRows:
         if series_uid not in self.series:
             series = known.series
             if series is None:
-                created, series = _series_for(item, study)
+                created, series = _series_for(self.first_of_series[series_uid], study)
                 if created:
                     self.studies_with_new_series.add(study.pk)
             self.series[series_uid] = series

@@ -189,3 +189,23 @@ def test_a_many_instance_request_indexes_each_instance_with_its_own_metadata(sen
         "vr": "CS",
         "Value": ["CT"],
     }
+
+
+def test_a_new_study_takes_its_attributes_from_the_requests_first_instance(sender: Sender):
+    # Rows are created in UID order (so concurrent requests lock alike), but the
+    # study and series attributes must still be those of the first instance sent.
+    study = random_uid()
+    first = ct_small(study_uid=study, series_uid="1.2.826.0.1.9")
+    first.AccessionNumber, first.SeriesDescription = "ACC-FIRST", "first"
+    second = ct_small(study_uid=study, series_uid="1.2.826.0.1.1")
+    second.AccessionNumber = "ACC-SECOND"
+    third = ct_small(study_uid=study, series_uid="1.2.826.0.1.9")
+    third.SeriesDescription = "third"
+
+    report = instances_ingest(
+        files=[received(to_bytes(ds)) for ds in (first, second, third)], sender=sender
+    )
+
+    assert [r.outcome for r in report.results] == [Outcome.STORED] * 3
+    assert Study.objects.get(study_instance_uid=study).accession_number == "ACC-FIRST"
+    assert Series.objects.get(series_instance_uid="1.2.826.0.1.9").series_description == "first"
