@@ -2,20 +2,24 @@
 
     .venv/bin/python benchmarks/consult_bench.py [--rooms 50] [--participants 5]
                                                  [--rate 20] [--seconds 20]
+                                                 [--servers 2] [--redis-db 13]
 
 It creates a throwaway PostgreSQL database, migrates it, builds the rooms
 through the services (one study, a requesting doctor and consultants per
-room, everyone accepted), starts daphne with REDIS_URL set (Redis database 13,
-flushed before and after), and connects every participant's WebSocket from
-this process (asyncio, ``websockets``). Each room then says ``--rate``
-messages a second, the participants taking turns, for ``--seconds``.
+room, everyone accepted), starts ``--servers`` daphne processes with REDIS_URL
+set (Redis database ``--redis-db``, flushed before and after), and connects
+every participant's WebSocket from this process (asyncio, ``websockets``),
+room r to server r mod n. Each room then says ``--rate`` messages a second,
+the participants taking turns, for ``--seconds``.
 
 Every message carries its send time; every other participant of the room
 records when it arrives (sender-to-receiver latency, one clock: both ends are
 in this process). At the end each client asks the hub for a replay after the
 last message it saw, as the browser does after a gap, and the benchmark counts
 every expected delivery: live, recovered by replay, or lost. It prints the
-figures and a JSON line. Nothing fails on a slow machine: it measures.
+figures, the CPU per message of the daphne processes and of this process's
+clients (compare those between changes on a shared machine), and a JSON line.
+Nothing fails on a slow machine: it measures.
 """
 
 from __future__ import annotations
