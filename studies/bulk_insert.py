@@ -16,8 +16,9 @@ from django.db import connection
 from django.db.models import Field, Model
 from psycopg.types.json import Jsonb
 
-# PostgreSQL takes at most 65,535 parameters a statement.
-ROWS_PER_STATEMENT = 1000
+# PostgreSQL takes at most 65,535 parameters a statement; SQLite (the embedded
+# default) may be built with a limit as low as 999.
+MAX_PARAMETERS = {"postgresql": 65_535, "sqlite": 999}
 
 
 class JsonText(str):
@@ -43,8 +44,9 @@ def insert_new_rows(model: type[Model], objs: Sequence[Model], *, returning: str
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     returned_column = quote(str(opts.get_field(returning).column))  # type: ignore[union-attr]
     inserted: set[Any] = set()
-    for start in range(0, len(objs), ROWS_PER_STATEMENT):
-        batch = objs[start : start + ROWS_PER_STATEMENT]
+    rows_per_statement = max(1, MAX_PARAMETERS.get(connection.vendor, 999) // len(fields))
+    for start in range(0, len(objs), rows_per_statement):
+        batch = objs[start : start + rows_per_statement]
         params = [_param(field, obj) for obj in batch for field in fields]
         sql = (
             f"INSERT INTO {quote(opts.db_table)} ({columns}) "  # noqa: S608 - names from the model
@@ -60,5 +62,6 @@ def insert_new_rows(model: type[Model], objs: Sequence[Model], *, returning: str
 def _param(field: Field[Any, Any], obj: Model) -> Any:
     value = field.pre_save(obj, True)
     if isinstance(value, JsonText):
-        return Jsonb(value, dumps=str)
+        # SQLite keeps JSON as text: the encoded value is already what it stores.
+        return Jsonb(value, dumps=str) if connection.vendor == "postgresql" else str(value)
     return field.get_db_prep_save(value, connection)

@@ -59,6 +59,11 @@ class Known:
     series: KnownSeries | None
 
 
+def _as_uuid(value: object) -> UUID:
+    # PostgreSQL's driver returns UUIDs; SQLite stores them as 32 hex characters.
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
 def index_lookup(
     *, sop_instance_uid: str, study_instance_uid: str, series_instance_uid: str
 ) -> Known:
@@ -67,7 +72,9 @@ def index_lookup(
         cursor.execute(
             "SELECT i.sha256, io.origin_id, "  # noqa: S608 - table names from the models
             "s.id, s.uuid, s.origin_id, p.uuid, p.issuer_id, p.patient_id, se.id, se.study_id "
-            "FROM (VALUES (%s, %s, %s)) AS k(sop, study, series) "
+            # A one-row derived table rather than VALUES ... AS k(cols): SQLite (the
+            # embedded default) has no column list on a derived table.
+            "FROM (SELECT %s AS sop, %s AS study, %s AS series) AS k "
             f"LEFT JOIN {INSTANCES} i ON i.sop_instance_uid = k.sop "
             f"LEFT JOIN {STUDIES} io ON io.id = i.study_id "
             f"LEFT JOIN {STUDIES} s ON s.study_instance_uid = k.study "
@@ -76,7 +83,7 @@ def index_lookup(
             [sop_instance_uid, study_instance_uid, series_instance_uid],
         )
         row = cursor.fetchone()
-    assert row is not None  # one VALUES row, left joins only
+    assert row is not None  # one derived row, left joins only
     sha256, instance_origin, study_pk, study_uuid, origin, patient_uuid, issuer, patient_id = row[
         :8
     ]
@@ -86,7 +93,13 @@ def index_lookup(
         study=None
         if study_pk is None
         else KnownStudy(
-            study_pk, study_uuid, study_instance_uid, origin, patient_uuid, issuer, patient_id
+            study_pk,
+            _as_uuid(study_uuid),
+            study_instance_uid,
+            origin,
+            _as_uuid(patient_uuid),
+            issuer,
+            patient_id,
         ),
         series=None if series_pk is None else KnownSeries(series_pk, series_study),
     )
