@@ -212,24 +212,41 @@ def _first_image(study: Study) -> tuple[str, str, dict[str, Any] | None]:
     return series_uid, sop_uid, first_pixel_description(metadata, syntax in NATIVE_SYNTAXES)
 
 
-@lru_cache(maxsize=1)
-def _first_paint_script_cached() -> str:
-    return _read_first_paint_script()
+@lru_cache(maxsize=4)
+def _inlined_static_cached(name: str, closing: str) -> str:
+    return _read_inlined_static(name, closing)
 
 
-def _read_first_paint_script() -> str:
-    path = finders.find("viewer/first-paint.js")
+def _read_inlined_static(name: str, closing: str) -> str:
+    path = finders.find(name)
     if not path:
-        raise ImproperlyConfigured("static/viewer/first-paint.js is missing")
+        raise ImproperlyConfigured(f"static/{name} is missing")
     text = Path(str(path)).read_text(encoding="utf-8")
-    if "</script" in text.lower():
-        raise ImproperlyConfigured("first-paint.js must not contain </script")
+    if closing in text.lower():
+        raise ImproperlyConfigured(f"{name} must not contain {closing}")
     return text
 
 
+def inlined_static(name: str, closing: str) -> str:
+    """Return a static file the page inlines (read once; each time under DEBUG).
+
+    ``closing`` (``</script`` or ``</style``) must not occur in it, or it would
+    end the element it is inlined into.
+    """
+    if settings.DEBUG:
+        return _read_inlined_static(name, closing)
+    return _inlined_static_cached(name, closing)
+
+
 def first_paint_script() -> str:
-    """Return the first-paint script the page inlines (read once; each time under DEBUG)."""
-    return _read_first_paint_script() if settings.DEBUG else _first_paint_script_cached()
+    """Return the first-paint script the page inlines."""
+    return inlined_static("viewer/first-paint.js", "</script")
+
+
+def viewer_style() -> str:
+    """Return the viewer's style sheet, inlined so that laying the page out (which
+    the first image waits for) needs no request of its own."""
+    return inlined_static("css/viewer.css", "</style")
 
 
 @require_safe
@@ -272,6 +289,7 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
             "strings": viewer_strings(),
             "study_uid": study.study_instance_uid,
             "first_paint_script": mark_safe(first_paint_script()),  # noqa: S308 - our own file
+            "viewer_style": mark_safe(viewer_style()),  # noqa: S308 - our own file
         },
     )
     response = HttpResponse(html)
