@@ -101,28 +101,28 @@
         ? new Int16Array(aligned.buffer, aligned.byteOffset, count)
         : new Uint16Array(aligned.buffer, aligned.byteOffset, count);
     }
+    // The table covers only the values present (a CT's few thousand, not 65,536):
+    // building it is most of the first draw's cost before the code is compiled.
+    var lo = Infinity, hi = -Infinity;
+    for (var k = 0; k < count; k++) {
+      if (px[k] < lo) lo = px[k];
+      if (px[k] > hi) hi = px[k];
+    }
     var win = pixel.window;
     if (!win) {
-      var lo = Infinity, hi = -Infinity;
-      for (var k = 0; k < count; k++) {
-        if (px[k] < lo) lo = px[k];
-        if (px[k] > hi) hi = px[k];
-      }
       var a = lo * pixel.slope + pixel.intercept;
       var b = hi * pixel.slope + pixel.intercept;
       win = { center: (a + b) / 2, width: Math.max(1, Math.abs(b - a)) };
     }
-    var size = pixel.bitsAllocated === 8 ? 256 : 65536;
-    var offset = pixel.signed ? size / 2 : 0;
     var invert = pixel.photometric === "MONOCHROME1";
-    var lut = new Uint32Array(size);
-    for (var i = 0; i < size; i++) {
-      var y = windowed((i - offset) * pixel.slope + pixel.intercept, win.center, win.width);
+    var lut = new Uint32Array(hi - lo + 1);
+    for (var i = 0; i < lut.length; i++) {
+      var y = windowed((i + lo) * pixel.slope + pixel.intercept, win.center, win.width);
       if (invert) y = 1 - y;
       var g = Math.round(y * 255);
       lut[i] = (0xff000000 | (g << 16) | (g << 8) | g) >>> 0;
     }
-    for (var j = 0; j < count; j++) words[j] = lut[px[j] + offset];
+    for (var j = 0; j < count; j++) words[j] = lut[px[j] - lo];
   }
 
   function rgbWords(bytes, words) {
