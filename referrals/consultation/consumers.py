@@ -277,13 +277,18 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
                 }
             )
             return
+        event = message_event(out, conn=self.conn)
+        if event["kind"] == Kind.PRESENTER:
+            # Before the ack: the sender's next message (its view, say) may be read before
+            # this socket's own copy of the room event arrives to change the presenter.
+            self.follow_presenter(event)
         # The acknowledgement carries the stored message: the room's push skips this socket.
         await self.send_json(
             {"type": "ack", "client_msg_id": client_msg_id, "seq": out["seq"], "message": out}
         )
         # A resend is pushed again too: the first push may be what the line dropped.
         try:
-            await self.room(message_event(out, conn=self.conn))
+            await self.room(event)
         except Exception:
             # The layer (Redis) is away: the message is stored and acknowledged; the
             # others get it by replay. Close, so this browser reconnects too.
@@ -333,12 +338,16 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
 
     # --- from the room (channel layer events) ------------------------------------------------
 
+    def follow_presenter(self, event: dict[str, Any]) -> None:
+        """Apply a presenter message's change: its author takes or gives up the role."""
+        if event["on"]:
+            self.presenter_id = event["author"]
+        elif self.presenter_id == event["author"]:
+            self.presenter_id = None
+
     async def room_message(self, event: dict[str, Any]) -> None:
         if event["kind"] == Kind.PRESENTER:
-            if event["on"]:
-                self.presenter_id = event["author"]
-            elif self.presenter_id == event["author"]:
-                self.presenter_id = None
+            self.follow_presenter(event)
         if event.get("conn") != self.conn:  # the sender had it with its ack
             await self.send(text_data=event["frame"])
 
