@@ -21,6 +21,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from regional_cloud.routing import websocket_urlpatterns  # noqa: E402
+from regional_cloud.warmup import load_url_configuration  # noqa: E402
+
+load_url_configuration()  # at the server's start, not in its first request
 
 application = ProtocolTypeRouter(
     {

@@ -14,3 +14,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "regional_cloud.settings")
 application = get_wsgi_application()
+
+from regional_cloud.warmup import load_url_configuration  # noqa: E402 - needs Django set up
+
+# Each worker imports this module as it starts: its first request finds the views loaded.
+load_url_configuration()
