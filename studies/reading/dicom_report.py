@@ -30,19 +30,19 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from regional_cloud.audit import audit
 from regional_cloud.models import AuditEvent
 from studies.ingest import InstanceResult, ReceivedFile, Sender, instances_ingest
 from studies.models import Report
+from studies.reading.dicom_common import ENCAPSULATED_PDF_STORAGE, report_object
 from studies.reading.dicom_sr import basic_text_sr_dataset
 from studies.reading.pdf import render_report_pdf
 
 logger = logging.getLogger(__name__)
 
-ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 REPORT_SERIES_NUMBER = 9001
 # LOINC 18748-4 "Diagnostic imaging study" report (PS3.16 CID 7001 uses it for reports).
 REPORT_CONCEPT = ("18748-4", "LN", "Diagnostic imaging report")
@@ -71,37 +71,10 @@ def report_instance_number(report: Report) -> int:
 def encapsulated_pdf_dataset(report: Report, pdf: bytes) -> Dataset:
     """Return the Encapsulated PDF object carrying ``report``."""
     study = report.study
-    patient = study.patient
     signed = timezone.localtime(report.signed_at or report.updated_at)
     sop_uid = report_sop_instance_uid(report)
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(ENCAPSULATED_PDF_STORAGE)
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: Chinese names and titles as they are
-    # SOP Common (C.12.1)
-    ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.InstanceCreationDate = signed.strftime("%Y%m%d")
-    ds.InstanceCreationTime = signed.strftime("%H%M%S")
-    # Patient (C.7.1.1): as the archive indexed it, so ingest files it with the same patient.
-    ds.PatientName = patient.patient_name
-    ds.PatientID = patient.patient_id
-    ds.PatientBirthDate = patient.patient_birth_date
-    ds.PatientSex = patient.patient_sex
-    # General Study (C.7.2.1)
-    ds.StudyInstanceUID = study.study_instance_uid
-    ds.StudyDate = study.study_date
-    ds.StudyTime = study.study_time
-    ds.ReferringPhysicianName = study.referring_physician_name
-    ds.StudyID = study.study_id
-    ds.AccessionNumber = study.accession_number
-    ds.StudyDescription = study.study_description
+    ds = report_object(report, sop_class_uid=ENCAPSULATED_PDF_STORAGE, sop_instance_uid=sop_uid)
     # Encapsulated Document Series (C.24.1)
     ds.Modality = "DOC"
     ds.SeriesInstanceUID = report_series_uid(study.study_instance_uid)

@@ -22,14 +22,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from studies.models import Instance, Report
+from studies.reading.dicom_common import (
+    BASIC_TEXT_SR_STORAGE,
+    ENCAPSULATED_PDF_STORAGE,
+    report_object,
+)
 
-BASIC_TEXT_SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.11"
 # The study's reports (this SR, the Encapsulated PDF) are not evidence of what was read.
-REPORT_SOP_CLASSES = (BASIC_TEXT_SR_STORAGE, "1.2.840.10008.5.1.4.1.1.104.1")
+REPORT_SOP_CLASSES = (BASIC_TEXT_SR_STORAGE, ENCAPSULATED_PDF_STORAGE)
 SR_SERIES_NUMBER = 9002
 REPORT_TITLE = ("18748-4", "LN", "Diagnostic imaging report")
 LANGUAGE = ("121049", "DCM", "Language of Content Item and Descendants")
@@ -137,38 +141,12 @@ def _predecessor(report: Report) -> list[Dataset]:
 def basic_text_sr_dataset(report: Report, *, instance_number: int) -> Dataset:
     """Return the Basic Text SR carrying a final ``report`` (or addendum)."""
     study = report.study
-    patient = study.patient
     signed = timezone.localtime(report.signed_at or report.updated_at)
     sop_uid = sr_sop_instance_uid(report)
     institution = report.task.reading_institution.name[:64]
     signer = person_name(report.signed_by)
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(BASIC_TEXT_SR_STORAGE)
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    # SOP Common (C.12.1)
-    ds.SOPClassUID = BASIC_TEXT_SR_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.InstanceCreationDate = signed.strftime("%Y%m%d")
-    ds.InstanceCreationTime = signed.strftime("%H%M%S")
-    # Patient (C.7.1.1) and General Study (C.7.2.1), as the archive indexed them.
-    ds.PatientName = patient.patient_name
-    ds.PatientID = patient.patient_id
-    ds.PatientBirthDate = patient.patient_birth_date
-    ds.PatientSex = patient.patient_sex
-    ds.StudyInstanceUID = study.study_instance_uid
-    ds.StudyDate = study.study_date
-    ds.StudyTime = study.study_time
-    ds.ReferringPhysicianName = study.referring_physician_name
-    ds.StudyID = study.study_id
-    ds.AccessionNumber = study.accession_number
-    ds.StudyDescription = study.study_description
+    ds = report_object(report, sop_class_uid=BASIC_TEXT_SR_STORAGE, sop_instance_uid=sop_uid)
     # SR Document Series (C.17.1) and General Equipment (C.7.5.1)
     ds.Modality = "SR"
     ds.SeriesInstanceUID = sr_series_uid(study.study_instance_uid)
