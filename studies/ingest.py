@@ -15,12 +15,11 @@ object whose rows never commit is an orphan that ``reconcile`` reports.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -38,50 +37,10 @@ from studies.bulk_insert import JsonText, insert_new_rows
 from studies.dicom_parse import InvalidInstance, ParsedInstance, parse_instance
 from studies.dicom_tags import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, pick
 from studies.ingest_sql import Known, KnownSeries, KnownStudy, StoredInstance, index_lookup
+from studies.ingest_types import IngestReport, InstanceResult, Outcome, ReceivedFile, Sender
 from studies.models import Instance, Patient, Series, Study, StudyGrant
 
 logger = logging.getLogger(__name__)
-
-
-class Outcome(enum.StrEnum):
-    STORED = "stored"
-    ALREADY_STORED = "already_stored"
-    REFUSED = "refused"
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who is sending: the authenticated user and the institution they send for."""
-
-    user: Any
-    institution: Institution
-    ip: str | None = None
-
-
-@dataclass(frozen=True)
-class ReceivedFile:
-    """One object as received: a seekable stream with its size and SHA-256."""
-
-    stream: BinaryIO
-    size: int
-    sha256: str
-    name: str = ""  # the client's file name, for the upload page's result list
-
-
-@dataclass
-class InstanceResult:
-    outcome: Outcome
-    sop_class_uid: str = ""
-    sop_instance_uid: str = ""
-    study_instance_uid: str = ""
-    code: str = ""
-    reason: str = ""
-    failure_reason: int = 0
-    name: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is not Outcome.REFUSED
 
 
 @dataclass
@@ -97,20 +56,6 @@ class _Staged:
     # Study- and series-level attributes (encoded), kept only if the row may have to be created.
     study_metadata: str | None
     series_metadata: str | None
-
-
-@dataclass
-class IngestReport:
-    results: list[InstanceResult] = field(default_factory=list)
-    study_uids: set[str] = field(default_factory=set)
-
-    @property
-    def stored(self) -> list[InstanceResult]:
-        return [r for r in self.results if r.outcome is Outcome.STORED]
-
-    @property
-    def refused(self) -> list[InstanceResult]:
-        return [r for r in self.results if r.outcome is Outcome.REFUSED]
 
 
 # Called after commit with the UIDs of studies that gained instances (routing,
