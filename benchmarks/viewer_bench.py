@@ -10,7 +10,10 @@ one ingest pipeline, and drives Debian's Chromium with Playwright:
 
 - first image: from opening /viewer/<study>/ to its first image drawn
   (``window.__viewerStats.firstImageMs``, measured from navigation start),
-  the median of ``--opens`` opens, each in a fresh browser context (cold cache).
+  the median of ``--opens`` opens, each in a fresh browser context (cold cache),
+  two ways: from the reader's worklist, as a reader opens a study (the link
+  "Images" in the same tab), and in a new tab (the navigation also waits for
+  Chromium to start the page's renderer process, ~50 ms here);
   The page's inlined first-paint.js usually draws it, before the modules have
   run; the viewer's own first draw (overlays, tools) is reported beside it,
   with the requests made and bytes received before the first image, and each
@@ -213,8 +216,15 @@ def new_page(browser: Any, base: str, seeded: dict[str, Any]) -> Any:
     return context.new_page()
 
 
-def open_viewer(page: Any, base: str, study_uid: str) -> dict[str, Any]:
-    page.goto(f"{base}/viewer/{study_uid}/")
+def open_viewer(
+    page: Any, base: str, study_uid: str, *, from_worklist: bool = False
+) -> dict[str, Any]:
+    if from_worklist:
+        page.goto(f"{base}/worklist/")
+        page.wait_for_load_state("load")
+        page.locator(f'a[href="/viewer/{study_uid}/"]').first.click()
+    else:
+        page.goto(f"{base}/viewer/{study_uid}/")
     # The first image (first-paint.js, or the viewer if its modules were first), then
     # the viewer's own first draw, with overlays and tools.
     page.wait_for_function(
@@ -248,7 +258,7 @@ def settle(base: str, timeout: float = 15.0) -> None:
 def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, Any] = {"opens": [], "load": [os.getloadavg()[0]]}
+    results: dict[str, Any] = {"opens": [], "tab_opens": [], "load": [os.getloadavg()[0]]}
     chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -260,14 +270,18 @@ def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> di
             open_viewer(page, base, seeded["study_uid"])
             page.context.close()
             for n in range(opens):
-                settle(base)
-                page = new_page(browser, base, seeded)  # a fresh context: a cold cache
-                timings = open_viewer(page, base, seeded["study_uid"])
-                waterfall = timings.pop("waterfall")
-                log(f"open {n + 1}: first image {timings['first']:.0f} ms {timings}")
-                log_waterfall(waterfall)
-                results["opens"].append(timings)
-                page.context.close()
+                for key, from_worklist in (("opens", True), ("tab_opens", False)):
+                    settle(base)
+                    page = new_page(browser, base, seeded)  # a fresh context: a cold cache
+                    timings = open_viewer(
+                        page, base, seeded["study_uid"], from_worklist=from_worklist
+                    )
+                    waterfall = timings.pop("waterfall")
+                    how = "from the worklist" if from_worklist else "in a new tab"
+                    log(f"open {n + 1} {how}: first image {timings['first']:.0f} ms {timings}")
+                    log_waterfall(waterfall)
+                    results[key].append(timings)
+                    page.context.close()
 
             settle(base)
             page = new_page(browser, base, seeded)
@@ -293,6 +307,8 @@ def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> di
 def summary(results: dict[str, Any], args: argparse.Namespace, seeded: dict[str, Any]) -> str:
     firsts = [o["first"] for o in results["opens"]]
     first = statistics.median(firsts)
+    tab_firsts = [o["first"] for o in results["tab_opens"]]
+    tab_first = statistics.median(tab_firsts)
 
     def median_of(key: str) -> float:
         values = [o[key] for o in results["opens"] if o.get(key) is not None]
@@ -300,15 +316,20 @@ def summary(results: dict[str, Any], args: argparse.Namespace, seeded: dict[str,
 
     paced, raw, wheel = results["paced"], results["raw"], results["wheel"]
     verdict_first = "meets" if first <= TARGET_FIRST_MS else "misses"
+    verdict_tab = "meets" if tab_first <= TARGET_FIRST_MS else "misses"
     verdict_scroll = "meets" if paced["perSecond"] >= TARGET_SCROLL else "misses"
     lines = [
         f"### Viewer ({args.slices}-slice {args.size}×{args.size} CT, Chromium over loopback)",
         "",
         "| measure | result | target |",
         "|---|---|---|",
-        f"| first image drawn after opening the viewer (median of {len(firsts)} cold opens) "
+        f"| first image drawn after opening the study from the worklist "
+        f"(median of {len(firsts)} cold opens) "
         f"| {first:.0f} ms (min {min(firsts):.0f}, max {max(firsts):.0f}) "
         f"| ≤ {TARGET_FIRST_MS} ms ({verdict_first}) |",
+        f"| … opened in a new tab instead (median of {len(tab_firsts)} cold opens) "
+        f"| {tab_first:.0f} ms (min {min(tab_firsts):.0f}, max {max(tab_firsts):.0f}) "
+        f"| ≤ {TARGET_FIRST_MS} ms ({verdict_tab}) |",
         f"| … of which: page HTML / first frame received / its metadata received "
         f"| {median_of('html'):.0f} / {median_of('frame'):.0f} / {median_of('metadata'):.0f} ms "
         "| |",

@@ -296,12 +296,13 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
     # Per user and audited: never kept by a cache, nor shown again from history.
     response["Cache-Control"] = "no-store"
     if first_instance:
-        # The browser asks for these as soon as the headers arrive, before it has
-        # parsed the page and queued its style sheet and scripts on the same few
-        # connections; first-paint.js's fetches of the same URLs take the answers.
-        # The frame only when first-paint.js can draw it (else the viewer asks).
+        # The browser asks for it as soon as the headers arrive, before it has parsed
+        # the page and queued its scripts on the same few connections; first-paint.js's
+        # fetch of the same URL takes the answer. The frame when first-paint.js can
+        # draw it (it asks for the metadata once the frame is in); else the metadata,
+        # which the viewer's modules need first.
         frame_url, metadata_url = first_image_urls(config)
-        urls = [frame_url, metadata_url] if first_pixel else [metadata_url]
+        urls = [frame_url] if first_pixel else [metadata_url]
         response["Link"] = ", ".join(
             f"<{url}>; rel=preload; as=fetch; crossorigin=use-credentials" for url in urls
         )

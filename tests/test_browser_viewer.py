@@ -273,6 +273,11 @@ def test_the_page_draws_the_first_image_before_the_viewer_arrives(
     assert page.evaluate("window.__viewerStats.viewerDrawnMs") is None
     early = page.evaluate(CANVAS_STATS, ".vp-first")
     assert early["variance"] > 100, early  # the image, not a blank canvas
+    # The bar and the side panel were kept out of layout until the image was on screen;
+    # first-paint.js shows them itself, without the viewer's modules.
+    page.wait_for_function("!document.documentElement.classList.contains('vw-early')")
+    assert page.locator('[data-tool="window"]').is_visible()
+    assert page.locator('[data-testid="series-list"]').count() == 1
     screenshot(page, "viewer-first-paint", full_page=False)
 
     while not held:

@@ -100,7 +100,7 @@ def test_it_translates_the_viewer_strings_to_english(
     client.cookies["django_language"] = "en"
     html = client.get(viewer_url(study_setup["study"].study_instance_uid)).content.decode()
     assert json_block(html, "viewer-strings")["image_of"] == "Image {index} / {total}"
-    assert '<html lang="en">' in html
+    assert '<html lang="en"' in html
 
 
 def test_it_audits_the_opening(study_setup: dict[str, Any], client_for: Any) -> None:
@@ -175,15 +175,17 @@ def test_it_asks_for_the_first_frame_with_the_page_and_describes_its_pixels(
     assert pixel["intercept"] == -1024
     assert pixel["window"] == {"center": 40, "width": 400}
     assert pixel["aspect"] == 1
-    # The frame and its metadata are preloaded from the headers, before the page is parsed.
+    # The frame alone is preloaded from the headers, before the page is parsed (its
+    # metadata is asked for once the frame is in).
     base = (
         f"/dicom-web/studies/{study.study_instance_uid}/series/"
         f"{first.series.series_instance_uid}/instances/{first.sop_instance_uid}"
     )
     assert response["Link"] == (
-        f"<{base}/frames/1>; rel=preload; as=fetch; crossorigin=use-credentials, "
-        f"<{base}/metadata>; rel=preload; as=fetch; crossorigin=use-credentials"
+        f"<{base}/frames/1>; rel=preload; as=fetch; crossorigin=use-credentials"
     )
+    # Until the first image is drawn the chrome is kept out of layout (viewer.css).
+    assert 'class="vw-early"' in html[: html.index("<head>")]
     # The first-paint script is in the page itself, ahead of the (inlined) style sheet and
     # the modules; no modulepreload burst competes with the first frame for connections.
     assert html.index("__viewerEarly") < html.index("<style>") < html.index("viewer/viewer.js")

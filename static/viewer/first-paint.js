@@ -33,7 +33,7 @@
     "series", encodeURIComponent(config.firstSeriesUid),
     "instances", encodeURIComponent(config.firstInstanceUid),
   ].join("/");
-  // As the page's Link header preloaded them (any type, with credentials), so
+  // As the page's Link header preloads them (any type, with credentials), so
   // these fetches take the preloaded answers instead of asking again.
   var get = function (url) {
     return fetch(url, { credentials: "include" });
@@ -64,12 +64,24 @@
   // The frame first; none for an image only the viewer can show (palette colour,
   // say): it asks for that itself. viewer.js asks again if this failed.
   var frameBytes = pixel ? get(base + "/frames/1").then(cut) : null;
-  var metadata = get(base + "/metadata");
+  // The instance's metadata is for the viewer's modules, not the first image: asked
+  // for once the frame is in, so that on two cores the server answers the frame alone.
+  var askMetadata = function () {
+    return get(base + "/metadata");
+  };
+  var metadata = frameBytes ? frameBytes.then(askMetadata, askMetadata) : askMetadata();
   if (frameBytes) frameBytes.catch(function () {});
   metadata.catch(function () {}); // handled where viewer.js reads it
   window.__viewerEarly = { frameBytes: frameBytes, metadata: metadata };
   var first = (window.__viewerFirst = { adopted: false, painted: false });
-  if (!pixel) return;
+  // The page's chrome (vw-early, viewer.css) appears once the first image is on screen,
+  // when the frame failed, when the viewer drew first, or after 600 ms: on a slow link
+  // the tools do not wait for the image.
+  first.reveal = function () {
+    document.documentElement.classList.remove("vw-early");
+  };
+  setTimeout(first.reveal, 600);
+  if (!pixel) return first.reveal();
   // When the frame's bytes and the layout were ready, and what drawing cost (benchmark).
   frameBytes.then(function () {
     stats.firstBytesMs = performance.now();
@@ -82,7 +94,11 @@
   });
   Promise.all([frameBytes, laidOut]).then(function (done) {
     if (!first.adopted) paint(done[0]);
-  }, function () {});
+    // After the frame that shows it: a rendering opportunity, then a task.
+    requestAnimationFrame(function () {
+      setTimeout(first.reveal, 0);
+    });
+  }, first.reveal);
 
   function windowed(value, center, width) {
     if (width <= 1) return value < center - 0.5 ? 0 : 1;

@@ -260,6 +260,8 @@ class Viewer {
         performance.mark("viewer-first-image");
       }
       this.firstImageDrawn();
+      // The modules drew first (first-paint.js could not): show the page's chrome now.
+      document.documentElement.classList.remove("vw-early");
     }
   }
 
