@@ -186,6 +186,9 @@ def test_it_asks_for_the_first_frame_with_the_page_and_describes_its_pixels(
     )
     # Until the first image is drawn the chrome is kept out of layout (viewer.css).
     assert 'class="vw-early"' in html[: html.index("<head>")]
+    # ... and shown at once when scripts are off (nothing would take the class away).
+    noscript = html[html.index("<noscript><style>") : html.index("</head>")]
+    assert "content-visibility: visible" in noscript
     # The first-paint script is in the page itself, ahead of the (inlined) style sheet and
     # the modules; no modulepreload burst competes with the first frame for connections.
     assert html.index("__viewerEarly") < html.index("<style>") < html.index("viewer/viewer.js")
