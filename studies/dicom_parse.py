@@ -21,6 +21,7 @@ from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from studies import failure
+from studies.dicom_json import dataset_json_dict
 
 MAX_UID_LENGTH = 64  # PS3.5 9.1
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
@@ -316,22 +317,25 @@ def dataset_json(dataset: Dataset) -> dict[str, Any]:
 
     Pixel data and other large binary values (those pydicom left deferred in
     the file) become ``BulkDataURI`` placeholders (``bulk:<tag>``) that the WADO
-    layer turns into absolute URLs. Deferred values are never loaded.
+    layer turns into absolute URLs. Deferred values are never loaded. Plain
+    numbers and ASCII strings are written from the bytes (``studies.dicom_json``);
+    pydicom answers for the rest.
     """
-    light = Dataset()
-    bulk: dict[str, dict[str, str]] = {}
-    for tag in dataset.keys():  # noqa: SIM118 - iterating the Dataset loads deferred values
-        raw = dataset.get_item(tag, keep_deferred=True)
-        if _is_bulk(tag, raw):
-            vr = getattr(raw, "VR", None) or _dictionary_vr(tag)
-            if " or " in vr:  # implicit VR: 'OB or OW'; pixel data deeper than 8 bits is OW
-                vr = "OW" if (dataset.get("BitsAllocated") or 8) > 8 else "OB"
-            bulk[f"{tag:08X}"] = {"vr": vr, "BulkDataURI": f"{BULK_PLACEHOLDER}{tag:08X}"}
-        else:
-            light.add(dataset[tag])
-    result = light.to_json_dict(bulk_data_threshold=DEFER_SIZE, bulk_data_element_handler=_bulk)
-    result.update(bulk)
+    result = dataset_json_dict(dataset, fallback=_element_json)
     return dict(sorted(result.items()))
+
+
+def _element_json(dataset: Dataset, tag: Any) -> dict[str, Any]:
+    """Return pydicom's DICOM JSON of one element, or a placeholder for its bulk data."""
+    raw = dataset.get_item(tag, keep_deferred=True)
+    if _is_bulk(tag, raw):
+        vr = getattr(raw, "VR", None) or _dictionary_vr(tag)
+        if " or " in vr:  # implicit VR: 'OB or OW'; pixel data deeper than 8 bits is OW
+            vr = "OW" if (dataset.get("BitsAllocated") or 8) > 8 else "OB"
+        return {"vr": vr, "BulkDataURI": f"{BULK_PLACEHOLDER}{tag:08X}"}
+    return dataset[tag].to_json_dict(
+        bulk_data_element_handler=_bulk, bulk_data_threshold=DEFER_SIZE
+    )
 
 
 def _is_bulk(tag: Any, raw: Any) -> bool:
