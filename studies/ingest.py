@@ -64,11 +64,17 @@ AFTER_INGEST: list[Callable[[list[str]], None]] = []
 
 
 def archive_key(parsed: ParsedInstance, sha256: str) -> str:
-    """Return where an object lives: its UIDs, then the first 16 hex of its SHA-256."""
+    """Return where an object lives: its UIDs, then the first 16 hex of its SHA-256.
+
+    ``<sop>.<sha16>.dcm`` in the series' folder, not ``<sop>/<sha16>.dcm``: a
+    folder per instance cost the folder store a mkdir and an fsync of the series
+    folder on every put. Rows keep the key they were stored under, so objects
+    stored under the older layout stay where they are and are read as before.
+    """
     study = validate_uid(parsed.study_instance_uid)
     series = validate_uid(parsed.series_instance_uid)
     sop = validate_uid(parsed.sop_instance_uid)
-    return f"dicom/{study}/{series}/{sop}/{sha256[:16]}.dcm"
+    return f"dicom/{study}/{series}/{sop}.{sha256[:16]}.dcm"
 
 
 def instances_ingest(

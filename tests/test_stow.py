@@ -299,3 +299,27 @@ def test_large_request_is_streamed(doctor_client: Client):
     assert response.status_code == 200
     assert Study.objects.get().number_of_instances == 40
     assert len(list(get_store().iter_keys("dicom/"))) == 40
+
+
+def test_it_keys_objects_flat_and_still_serves_the_older_layout(doctor_client: Client):
+    ds = ct_small()
+    data = to_bytes(ds)
+    assert stow(doctor_client, multipart([data])).status_code == 200
+    instance = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+    folder, name = instance.archive_key.rsplit("/", 1)
+    assert folder == f"dicom/{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}"
+    assert name == f"{ds.SOPInstanceUID}.{instance.sha256[:16]}.dcm"
+    # A row stored under the older layout (a folder per instance) keeps its key.
+    store = get_store()
+    legacy = f"{folder}/{ds.SOPInstanceUID}/{instance.sha256[:16]}.dcm"
+    with store.open(instance.archive_key) as stored:
+        store.put(legacy, stored, size=instance.size_bytes, sha256=instance.sha256)
+    store.delete(instance.archive_key)
+    Instance.objects.filter(pk=instance.pk).update(archive_key=legacy)
+    url = (
+        f"/dicom-web/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    response = doctor_client.get(url)
+    assert response.status_code == 200
+    assert data in b"".join(response.streaming_content)
