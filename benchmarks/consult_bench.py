@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 REDIS_DB = 13
@@ -183,7 +185,7 @@ class Results:
 async def reader(p: Participant, sent_at: dict[str, float], measuring: list[bool]) -> None:
     async for raw in p.socket:
         now = time.perf_counter()
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         kind = data["type"]
         if kind == "message":
             message = data["message"]
@@ -289,7 +291,9 @@ async def run_load(
             client_id = f"b{r}-{n}"
             sent_at[client_id] = time.perf_counter()
             await sender.socket.send(
-                json.dumps({"type": "say", "client_msg_id": client_id, "text": f"消息 {n}"})
+                orjson.dumps(
+                    {"type": "say", "client_msg_id": client_id, "text": f"消息 {n}"}
+                ).decode()
             )
             results.sent += 1
             n += 1

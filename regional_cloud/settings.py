@@ -133,11 +133,9 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
         },
-        # Consultation rooms only (referrals/consultation/events.py): pub/sub publishes a
-        # room's message once and each server hands it to its own sockets, where the list
-        # layer pays a Redis round trip per socket. Its pushes come from the rooms' event
-        # loops and from on_commit hooks; redis-py's default pool of 100 connections
-        # raises under a burst of rooms.
+        # Consultation rooms only: their fan-out (referrals/consultation/fanout.py)
+        # publishes each event once on this Redis and each server hands it to its own
+        # sockets directly; the rooms' consumers have no channel of their own.
         "consultation": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},

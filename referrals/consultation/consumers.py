@@ -8,7 +8,8 @@ are audited.
 Nothing said is lost: a message (text, snapshot, annotation, presenter change)
 is stored with the room's next sequence number *before* anyone is told; the
 sender gets ``ack`` with that number, the room gets ``message``. The live
-fan-out through the channel layer is best effort: a browser that reconnects,
+fan-out (``fanout``: this process's sockets directly, the other server
+processes through Redis pub/sub) is best effort: a browser that reconnects,
 or notices a gap, sends ``{"type": "replay", "after": <last seq seen>}`` and
 gets what it missed, in order, then ``replayed``. Presence, the presenter's
 view (slice, window, zoom) and WebRTC signalling are ephemeral, never stored.
@@ -22,19 +23,23 @@ Client → hub: ``replay``, ``say``, ``snapshot``, ``annotate``, ``present``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from typing import Any
 
+import orjson
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.sessions import InstanceSessionWrapper
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from referrals.consultation import loop_store, messages, services
-from referrals.consultation.events import layer_alias, message_event, room_group
+from referrals.consultation import fanout, loop_store, messages, services
+from referrals.consultation.events import message_event, room_group
 from referrals.consultation.models import ConsultationMessage
 from referrals.consultation.selectors import (
     RoomSeat,
@@ -73,6 +78,19 @@ _post = sync_to_async(_post_in_thread, thread_sensitive=False)
 _replay = database_sync_to_async(messages_after, thread_sensitive=False)
 
 
+def _unwrapped(send: Any) -> Any:
+    """Return the server's own ``send`` under Channels' session middleware, else ``send``.
+
+    The middleware's wrapper looks at the (lazy) session on every message, to save
+    it with an ``http.response.start``; a WebSocket never sends one, and a busy
+    room sends thousands of frames a second.
+    """
+    wrapper = getattr(send, "__self__", None)
+    if isinstance(wrapper, InstanceSessionWrapper):
+        return wrapper.real_send
+    return send
+
+
 class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     seat: RoomSeat | None = None
     group: str = ""
@@ -81,9 +99,30 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     poster: asyncio.Task[None] | None = None
     outbox: asyncio.Queue[tuple[dict[str, Any], str, dict[str, Any]]]
 
-    @property
-    def channel_layer_alias(self) -> str:
-        return layer_alias()
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve the socket: its frames one after another, without a channel layer.
+
+        The room's events come through ``fanout`` (``hear``), not a channel of this
+        consumer: Channels' loop would otherwise wait on two receivers with a task
+        per frame.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = _unwrapped(send)
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await self.dispatch(await receive())
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return orjson.loads(text_data)
+        except orjson.JSONDecodeError:
+            return None  # not JSON: ignored like any frame that is not an object
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return orjson.dumps(content).decode()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Hand a message to its handler, without channels' connection sweep per message.
@@ -110,7 +149,14 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         consultation = self.seat.consultation
         self.group = room_group(consultation.uuid)
         self.conn = secrets.token_hex(8)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            await fanout.hub().join(self.group, self)
+        except fanout.RoomAway:
+            # Redis is away: a room that cannot hear the others is not entered.
+            logger.warning("consultation room %s: no live fan-out", self.group, exc_info=True)
+            self.seat = None
+            await self.close(code=LAYER_AWAY)
+            return
         await self.accept()
         await database_sync_to_async(services.consultation_join)(
             consultation=consultation, actor=self.user, ip=self.ip
@@ -130,9 +176,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
                 "ice_servers": ice_servers(),
             }
         )
-        await self.room(
-            {"type": "room.presence", "event": "join", "channel": self.channel_name, **self.who()}
-        )
+        await self.room({"type": "room.presence", "event": "join", **self.who()})
 
     async def disconnect(self, code: int) -> None:
         if self.poster is not None:
@@ -140,12 +184,12 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
             self.poster.cancel()
         if self.seat is None or not self.group:
             return
+        hub = fanout.hub()
+        await hub.leave(self.group, self)
         try:
-            await self.room({"type": "room.presence", "event": "leave", **self.who()})
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        except Exception:
-            # The layer is away; the group entry expires on its own.
-            logger.info("consultation room %s: leaving without the channel layer", self.group)
+            await hub.send(self.group, {"type": "room.presence", "event": "leave", **self.who()})
+        except fanout.RoomAway:
+            logger.info("consultation room %s: leaving without Redis", self.group)
         await database_sync_to_async(services.consultation_leave)(
             consultation=self.seat.consultation, actor=self.user, ip=self.ip
         )
@@ -164,7 +208,18 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         return {"conn": self.conn, "user": self.seat.me}
 
     async def room(self, event: dict[str, Any]) -> None:
-        await self.channel_layer.group_send(self.group, event)
+        """Tell the room (this socket too); ``fanout.RoomAway`` when Redis is away."""
+        await fanout.hub().send(self.group, event)
+
+    async def hear(self, event: dict[str, Any]) -> None:
+        """Take a room event from ``fanout``: ``room.message`` goes to ``room_message``."""
+        handler = getattr(self, get_handler_name(event), None)
+        if handler is not None:
+            await handler(event)
+
+    async def lost(self) -> None:
+        """The room's fan-out broke (Redis away): close, so the browser reconnects and replays."""
+        await self.close(code=LAYER_AWAY)
 
     # --- from the browser ---------------------------------------------------------------
 
@@ -289,7 +344,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         # A resend is pushed again too: the first push may be what the line dropped.
         try:
             await self.room(event)
-        except Exception:
+        except fanout.RoomAway:
             # The layer (Redis) is away: the message is stored and acknowledged; the
             # others get it by replay. Close, so this browser reconnects too.
             logger.warning(
@@ -336,7 +391,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
             {"type": "room.signal", "to": str(content.get("to") or ""), "data": data, **self.who()}
         )
 
-    # --- from the room (channel layer events) ------------------------------------------------
+    # --- from the room (``fanout`` events) ---------------------------------------------------
 
     def follow_presenter(self, event: dict[str, Any]) -> None:
         """Apply a presenter message's change: its author takes or gives up the role."""
@@ -349,7 +404,11 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         if event["kind"] == Kind.PRESENTER:
             self.follow_presenter(event)
         if event.get("conn") != self.conn:  # the sender had it with its ack
-            await self.send(text_data=event["frame"])
+            frame = event.get("asgi")
+            if frame is None:
+                # Built once per process for all its sockets of the room: daphne only reads it.
+                frame = event["asgi"] = {"type": "websocket.send", "text": event["frame"]}
+            await self.base_send(frame)
 
     async def room_state(self, event: dict[str, Any]) -> None:
         if event["state"] in {"concluded", "cancelled"}:
@@ -357,7 +416,7 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "state", "state": event["state"]})
 
     async def room_presence(self, event: dict[str, Any]) -> None:
-        if event["conn"] == self.conn:
+        if event["conn"] == self.conn or event.get("to", self.conn) != self.conn:
             return
         await self.send_json(
             {
@@ -367,10 +426,10 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
                 "user": event["user"],
             }
         )
-        if event["event"] == "join" and event.get("channel"):
-            # Tell the newcomer who is already here, straight to its channel.
-            await self.channel_layer.send(
-                event["channel"], {"type": "room.presence", "event": "here", **self.who()}
+        if event["event"] == "join":
+            # Tell the newcomer who is already here (only it takes a "here" addressed to it).
+            await self.room(
+                {"type": "room.presence", "event": "here", "to": event["conn"], **self.who()}
             )
 
     async def room_view(self, event: dict[str, Any]) -> None:

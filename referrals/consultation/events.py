@@ -1,19 +1,19 @@
 """Telling a consultation room what happened: the group name and a best-effort push.
 
-The database is the source of truth; a push through the channel layer may be
-lost (Redis away, a group over capacity) and the browsers fill any gap by
-asking for a replay from their last sequence number.
+The database is the source of truth; a push (``fanout``) may be lost (Redis
+away) and the browsers fill any gap by asking for a replay from their last
+sequence number.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+import orjson
 from django.conf import settings
+
+from referrals.consultation import fanout
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 def layer_alias() -> str:
     """Return the channel layer of the rooms: ``consultation`` when configured, else the default.
 
-    Settings give the rooms Redis pub/sub of their own (one publish per message for the
-    whole room) and leave the default layer to the worklists and notifications.
+    Settings give the rooms a Redis configuration of their own and leave the default
+    layer to the worklists and notifications; ``fanout`` publishes on the Redis it names.
     """
     return "consultation" if "consultation" in settings.CHANNEL_LAYERS else "default"
 
@@ -35,9 +35,7 @@ def room_group(consultation_uuid: Any) -> str:
 def push(consultation_uuid: Any, event: dict[str, Any]) -> None:
     """Send ``event`` to everyone in the room now; log and go on if the layer is away."""
     try:
-        layer = get_channel_layer(layer_alias())
-        if layer is not None:
-            async_to_sync(layer.group_send)(room_group(consultation_uuid), event)
+        fanout.publish_from_sync(room_group(consultation_uuid), event)
     except Exception:
         logger.warning(
             "live push to consultation %s failed; replay will fill the gap",
@@ -56,7 +54,7 @@ def message_event(message: dict[str, Any], *, conn: str = "") -> dict[str, Any]:
     payload = message.get("payload") or {}
     return {
         "type": "room.message",
-        "frame": json.dumps({"type": "message", "message": message}, ensure_ascii=False),
+        "frame": orjson.dumps({"type": "message", "message": message}).decode(),
         "kind": message["kind"],
         "author": message["author"]["id"] if message.get("author") else None,
         "on": bool(payload.get("on")),
