@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from django.http import HttpRequest
 
+from regional_cloud import sql_rows
 from regional_cloud.models import AuditEvent
 
 
@@ -46,7 +47,7 @@ def audit(
     ``request`` supplies the IP address when ``ip`` is not given.
     """
     user = actor if getattr(actor, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
+    event = AuditEvent(
         actor=user,
         actor_username=user.get_username() if user else "",
         institution_uuid=getattr(institution, "uuid", None),
@@ -60,3 +61,7 @@ def audit(
         ip_address=ip if ip is not None else client_ip(request),
         detail=detail or {},
     )
+    # Written out rather than through ``save()``: the ORM compiled this INSERT
+    # anew for every row, ~0.5 ms of CPU on every STOW-RS and WADO request.
+    sql_rows.insert(event)
+    return event

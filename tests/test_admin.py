@@ -97,6 +97,33 @@ def test_it_audits_reading_the_audit_trail(admin_user):
     assert (detail_read.object_type, detail_read.object_id) == ("audit_event", str(event.pk))
 
 
+def test_it_writes_an_audit_row_as_the_orm_would(admin_user):
+    institution = make_institution(region=make_region())
+    event = audit(
+        action="study.ingest",
+        actor=admin_user,
+        institution=institution,
+        object_type="study",
+        object_id="x",
+        study_uid="1.2.3",
+        outcome=AuditEvent.Outcome.DENIED,
+        ip="10.0.0.7",
+        detail={"stored": 2, "codes": ["a"]},
+    )
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.actor, stored.actor_username) == (admin_user, admin_user.get_username())
+    assert (stored.institution_uuid, stored.institution_name) == (
+        institution.uuid,
+        institution.name,
+    )
+    assert (stored.action, stored.object_type, stored.object_id) == ("study.ingest", "study", "x")
+    assert (stored.outcome, stored.ip_address) == ("denied", "10.0.0.7")
+    assert stored.detail == {"stored": 2, "codes": ["a"]}
+    assert stored.occurred_at == event.occurred_at
+    with pytest.raises(PermissionError):
+        event.save()  # the returned row is a stored one: append-only
+
+
 def test_it_keeps_the_audit_trail_read_only(admin_user):
     event = audit(action="study.read", object_id="x")
     client = login(admin_user)
