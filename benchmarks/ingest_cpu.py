@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import secrets
 import sys
@@ -117,6 +118,10 @@ def main() -> None:
     number = secrets.randbelow(9_000_000) + 1
     warm, timed = make_variant(series, number), make_variant(series, number + 1)
     warm_up(token, warm.payloads[:5])
+    # As a gunicorn worker does once it has loaded the application
+    # (regional_cloud/gunicorn.conf.py, post_worker_init).
+    gc.collect()
+    gc.freeze()
 
     counter = StatementCounter()
     shares = [timed.payloads[i :: args.threads] for i in range(args.threads)]
