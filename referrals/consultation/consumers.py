@@ -55,6 +55,21 @@ Kind = ConsultationMessage.Kind
 FORBIDDEN = 4403
 LAYER_AWAY = 4503
 MAX_SIGNAL_BYTES = 64 * 1024
+# What a browser may send, and the method that takes it.
+FROM_BROWSER = {
+    name: f"on_{name}"
+    for name in (
+        "replay",
+        "say",
+        "snapshot",
+        "annotate",
+        "present",
+        "view",
+        "view_request",
+        "signal",
+        "ping",
+    )
+}
 
 
 def _post_in_thread(**kwargs: Any) -> messages.Posted:
@@ -226,19 +241,9 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if self.seat is None or not isinstance(content, dict):
             return
-        handler = {
-            "replay": self.on_replay,
-            "say": self.on_say,
-            "snapshot": self.on_snapshot,
-            "annotate": self.on_annotate,
-            "present": self.on_present,
-            "view": self.on_view,
-            "view_request": self.on_view_request,
-            "signal": self.on_signal,
-            "ping": self.on_ping,
-        }.get(str(content.get("type")))
-        if handler is not None:
-            await handler(content)
+        name = FROM_BROWSER.get(str(content.get("type")))
+        if name is not None:
+            await getattr(self, name)(content)
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         await self.send_json({"type": "pong", "t": content.get("t")})
