@@ -40,8 +40,8 @@ def post_worker_init(worker: Any) -> None:
 
     Django, the URL configuration and the views are ~190,000 long-lived objects
     that every full collection would walk again, in the middle of a request;
-    frozen, they are never scanned (and their pages stay shared with the
-    master). Requests' own garbage is collected as before.
+    frozen, they are never scanned. Requests' own garbage is collected as
+    before.
     """
     gc.collect()
     gc.freeze()

@@ -7,6 +7,7 @@ being forgiving, and says why in words a person and a DICOMweb client can use.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any, BinaryIO
 
 import pydicom
 from django.utils.translation import gettext_lazy as _
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
@@ -87,6 +88,11 @@ class ParsedInstance:
         """Return a string attribute as text ('' when absent), decoded with its charset."""
         if self._kept is not None:
             return self._kept[keyword]  # KeyError: an attribute keep_only_text() dropped
+        from_json = text_from_json(self.json, keyword)
+        return from_json if from_json is not None else self.dataset_text(keyword)
+
+    def dataset_text(self, keyword: str) -> str:
+        """Return ``text(keyword)`` as pydicom converts the element (``str`` of its value)."""
         value = self.dataset.get(keyword, "")
         if value is None:
             return ""
@@ -103,6 +109,42 @@ class ParsedInstance:
         self._kept = {keyword: self.text(keyword) for keyword in keywords}
         self.dataset = Dataset()
         self.json = {}
+
+
+def text_from_json(json: dict[str, Any], keyword: str) -> str | None:
+    """Return what ``str()`` of pydicom's value of ``keyword`` gives, read from the DICOM JSON.
+
+    The JSON holds every element's value already decoded; converting the element
+    again through pydicom cost ~40 µs a keyword, and ingest reads fifteen of them
+    per instance. ``None`` when the JSON cannot say: a number (pydicom's ``str``
+    keeps the text as written, ``"007"``), or a value left in the file.
+    """
+    element = json.get(_json_key(keyword))
+    if element is None:
+        return ""
+    if "Value" not in element:
+        return None if ("BulkDataURI" in element or "InlineBinary" in element) else ""
+    parts = []
+    for value in element["Value"]:
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, dict) and element["vr"] == "PN":
+            # str(PersonName): its component groups joined by "=" (PS3.5 6.2.1.1).
+            parts.append("=".join(value.get(group, "") for group in PN_GROUPS if group in value))
+        else:
+            return None
+    return "\\".join(parts)
+
+
+PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+
+
+@functools.cache
+def _json_key(keyword: str) -> str:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return f"{tag:08X}"
 
 
 def parse_instance(source: BinaryIO) -> ParsedInstance:

@@ -12,9 +12,10 @@ import pydicom
 import pydicom.data
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from studies import dicom_parse
+from studies.ingest import INDEX_KEYWORDS
 from studies.synthetic import ct_study, dataset_to_bytes, demo_patients
 
 # pydicom/data: test_files/ (the broken files among them) and charset_files/ (chrX1, chrX2, …).
@@ -116,19 +117,64 @@ def edge_cases() -> Dataset:
     ds.add_new(0x00091001, "LO", "private value")
     ds.add_new(0x00280034, "IS", ["1", "1"])  # Pixel Aspect Ratio in the wrong VR
     ds.add_new(0x00180050, "DS", "1.0")
-    ds.StudyInstanceUID = "1.2.3.4\x00"
+    ds.StudyInstanceUID = UID("1.2.3.4\x00")
     return ds
 
 
-@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
-def test_it_matches_pydicom_on_edge_cases(syntax: str) -> None:
-    ds = edge_cases()
+def part10(ds: Dataset, syntax: UID) -> bytes:
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = syntax
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3"
+    ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
+    ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3")
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
-    before, after = both(buffer.getvalue())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_it_matches_pydicom_on_edge_cases(syntax: UID) -> None:
+    before, after = both(part10(edge_cases(), syntax))
     assert after.startswith("{")
     assert after == before
+
+
+# What ingest reads with ParsedInstance.text(), and a few multi-valued ones.
+TEXT_KEYWORDS = [*INDEX_KEYWORDS, "PatientID", "ImageType", "OtherPatientNames", "Modality"]
+
+
+def texts(data: bytes) -> tuple[Any, Any]:
+    """Each keyword's text read from the DICOM JSON, and as pydicom converts it."""
+    try:
+        parsed = dicom_parse.parse_instance(io.BytesIO(data))
+    except dicom_parse.InvalidInstance:
+        return None, None
+    from_json = {k: parsed.text(k) for k in TEXT_KEYWORDS}
+    return from_json, {k: parsed.dataset_text(k) for k in TEXT_KEYWORDS}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in BUNDLED.rglob("*.dcm") if p.is_file()),
+    ids=lambda p: str(p.relative_to(BUNDLED)),
+)
+def test_text_read_from_the_json_is_pydicoms_text(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from_json, from_pydicom = texts(path.read_bytes())
+    assert from_json == from_pydicom
+
+
+def test_text_read_from_the_json_is_pydicoms_text_for_the_demo_and_edge_cases() -> None:
+    ds = edge_cases()
+    ds.StudyInstanceUID = UID("1.2.3.4")
+    ds.SeriesInstanceUID = UID("1.2.3.5")
+    ds.SOPInstanceUID = UID("1.2.3.6")
+    ds.SOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
+    ds.InstanceNumber = "007"
+    edge = part10(ds, ExplicitVRLittleEndian)
+    demo = [dataset_to_bytes(next(iter(ct_study(p, slices=1)))) for p in demo_patients()[:4]]
+    for data in [edge, *demo]:
+        from_json, from_pydicom = texts(data)
+        assert from_json is not None
+        assert from_json == from_pydicom
+    assert texts(edge)[0] == {**texts(edge)[0], "InstanceNumber": "007"}
