@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from django.db import connection
@@ -118,18 +119,34 @@ def counters_add(
     primary-key order, series before studies, so two requests never wait for
     each other in a circle.
     """
-    with connection.cursor() as cursor:
-        for pk in sorted(series):
-            instances, size = series[pk]
-            cursor.execute(
+    statements: list[tuple[str, list[Any]]] = []
+    for pk in sorted(series):
+        instances, size = series[pk]
+        statements.append(
+            (
                 f"UPDATE {SERIES} SET number_of_instances = number_of_instances + %s, "  # noqa: S608
                 "size_bytes = size_bytes + %s WHERE id = %s",
                 [instances, size, pk],
             )
-        for pk in sorted(studies):
-            instances, size = studies[pk]
-            cursor.execute(
+        )
+    for pk in sorted(studies):
+        instances, size = studies[pk]
+        statements.append(
+            (
                 f"UPDATE {STUDIES} SET number_of_instances = number_of_instances + %s, "  # noqa: S608
                 "size_bytes = size_bytes + %s, updated_at = %s WHERE id = %s",
                 [instances, size, now, pk],
             )
+        )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One round trip for all of them, still run in this order: Django's
+            # psycopg cursor binds parameters on the client, so a multi-statement
+            # string is allowed. SQLite (the embedded default) takes one at a time.
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements),
+                [value for _, params in statements for value in params],
+            )
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, params)
