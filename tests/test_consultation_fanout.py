@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connections
@@ -80,6 +81,32 @@ def test_it_hands_each_event_once_to_every_member_here_and_in_the_other_process(
     async_to_sync(scenario)()
 
 
+def test_a_room_in_one_process_publishes_nothing_but_its_hello(redis_url):
+    """No other process has sockets in the room: its messages stay in the process."""
+    import redis.asyncio
+
+    async def scenario() -> None:
+        watcher = redis.asyncio.Redis.from_url(redis_url).pubsub()
+        await watcher.subscribe("consult.room5")
+        await watcher.get_message(timeout=1)  # the subscription's confirmation
+        hub = fanout.RoomHub(redis_url)
+        a, b = Listener("a"), Listener("b")
+        # The watcher counts as a receiver that never answers: the join waits it out.
+        await hub.join("consult.room5", a)
+        await hub.join("consult.room5", b)
+        for n in range(3):
+            await hub.send("consult.room5", {"type": "room.message", "n": n})
+        assert [e["n"] for e in b.heard] == [0, 1, 2]
+        seen = []
+        while (message := await watcher.get_message(timeout=0.5)) is not None:
+            seen.append(message["data"].partition(b"\n")[2])
+        assert [orjson.loads(data)["type"] for data in seen] == ["hub.hello"]
+        await hub.close()
+        await watcher.aclose()
+
+    async_to_sync(scenario)()
+
+
 def test_a_service_s_push_reaches_every_process_once(redis_layer, redis_url):
     async def scenario() -> None:
         here, there = fanout.RoomHub(redis_url), fanout.RoomHub(redis_url)
@@ -104,8 +131,12 @@ def test_it_closes_every_member_when_redis_goes_away(redis_url):
         a = Listener("a")
         await hub.join("consult.room4", a)
         assert hub.redis is not None
-        # Redis drops this hub's connections (as when it restarts).
-        await hub.redis.client_kill_filter(_type="pubsub", skipme=True)
+        assert hub.pubsub is not None
+        assert hub.pubsub.connection is not None
+        # Redis drops this hub's subscription (as when it restarts); only this one:
+        # others share this Redis.
+        host, port = hub.pubsub.connection._writer.get_extra_info("sockname")[:2]
+        await hub.redis.client_kill_filter(addr=f"{host}:{port}")
         await until(lambda: a.closed)
         assert hub.broken
         with pytest.raises(fanout.RoomAway):

@@ -200,11 +200,12 @@ class ConsultationConsumer(AsyncJsonWebsocketConsumer):
         if self.seat is None or not self.group:
             return
         hub = fanout.hub()
-        await hub.leave(self.group, self)
         try:
+            # Before leaving: the last socket of this process still has the room's peers.
             await hub.send(self.group, {"type": "room.presence", "event": "leave", **self.who()})
         except fanout.RoomAway:
             logger.info("consultation room %s: leaving without Redis", self.group)
+        await hub.leave(self.group, self)
         await database_sync_to_async(services.consultation_leave)(
             consultation=self.seat.consultation, actor=self.user, ip=self.ip
         )
