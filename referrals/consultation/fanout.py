@@ -20,7 +20,9 @@ the newcomer's welcome, and its replay brings it. The last socket of a room in
 a process says ``hub.bye``.
 
 Best effort, like any live push: the database is the truth, and a browser
-replays what it missed. But a socket that cannot hear the room must not look
+replays what it missed. Each process's events arrive in the order it sent
+them; those of two processes have no order between them (a browser orders the
+messages by their numbers). But a socket that cannot hear the room must not look
 live: when the subscription breaks (Redis away), every socket of the process is
 closed (4503, the page says so and reconnects) and new ones are refused until
 Redis answers again. Without Redis (the embedded demo: one process, the
