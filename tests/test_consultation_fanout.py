@@ -201,3 +201,30 @@ def test_sockets_served_by_two_processes_hear_each_other_once(network, redis_lay
     async_to_sync(scenario)()
     assert not failures, failures
     assert [m["message"]["text"] for m in heard_there] == ["请看第 3 层"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_the_room_lives_in_its_one_process(network, settings):
+    """The embedded demo: the in-memory channel layer, no Redis, one server process."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    room = make_room(network)
+    doctor, specialist = session_of(room.doctor), session_of(room.specialist)
+
+    async def scenario() -> None:
+        a = socket(doctor, room.consultation)
+        b = socket(specialist, room.consultation)
+        await enter(a)
+        await enter(b)
+        await a.send_json_to({"type": "say", "client_msg_id": "a-1", "text": "无 Redis"})
+        heard = await next_of(b, "message", client_msg_id="a-1")
+        assert heard["message"]["text"] == "无 Redis"
+        # A service's push from a worker thread reaches the sockets on the loop.
+        group = f"consult.{room.consultation.uuid.hex}"
+        await asyncio.to_thread(
+            fanout.publish_from_sync, group, {"type": "room.state", "state": "live"}
+        )
+        assert (await next_of(b, "state"))["state"] == "live"
+        await a.disconnect()
+        await b.disconnect()
+
+    async_to_sync(scenario)()
