@@ -1,8 +1,9 @@
 """The one ingest pipeline: every path into the archive (STOW-RS, web upload,
 edge push, the demo) ends here.
 
-parse → validate → check what the index holds → archive put (verified) →
-index rows for the whole request in one transaction → grant the origin
+parse → validate → archive put (verified; in a worker thread, beside the
+index look-up and the index writes) → index rows for the whole request in one
+transaction, committed only once every put is durable → grant the origin
 institution → after commit: routing and notifications.
 
 Idempotent on SOP Instance UID: the same bytes again is a success that adds
@@ -15,6 +16,8 @@ object whose rows never commit is an orphan that ``reconcile`` reports.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -36,6 +39,7 @@ from studies.archive.base import validate_uid
 from studies.bulk_insert import JsonText, insert_new_rows
 from studies.dicom_parse import InvalidInstance, ParsedInstance, parse_instance
 from studies.dicom_tags import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS, pick
+from studies.ingest_put import PendingPut, put_started
 from studies.ingest_sql import Known, KnownSeries, KnownStudy, StoredInstance, index_lookup
 from studies.ingest_types import IngestReport, InstanceResult, Outcome, ReceivedFile, Sender
 from studies.models import Instance, Patient, Series, Study, StudyGrant
@@ -45,11 +49,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Staged:
-    """An instance whose object is safely in the archive, waiting for its rows."""
+    """An instance whose object is being put into the archive, waiting for its rows."""
 
     parsed: ParsedInstance
     received: ReceivedFile
     key: str
+    put: PendingPut  # awaited before its rows commit (studies/ingest_put.py)
     result: InstanceResult
     known: Known  # what the index held for its UIDs when it arrived
     metadata: JsonText  # the instance's DICOM JSON, encoded (parsed.json is emptied)
@@ -95,10 +100,15 @@ def instances_ingest(
         for received in files:
             result, stage = _stage(received, sender=sender, expected_study_uid=expected_study_uid)
             report.results.append(result)
-            if stage is not None:
-                staged.append(stage)
-            elif result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
-                conflicts.append(result)
+            if stage is None:
+                if result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
+                    conflicts.append(result)
+                continue
+            # At most two puts in flight: this one, beside the next file's parsing,
+            # and the last one, beside the index transaction (waited for before COMMIT).
+            if staged and not _put_succeeded(staged[-1]):
+                staged.pop()
+            staged.append(stage)
         _index(staged, conflicts, sender=sender, report=report)
     except BaseException:
         _discard_unindexed(staged)
@@ -106,8 +116,36 @@ def instances_ingest(
     return report
 
 
+def _put_succeeded(item: _Staged) -> bool:
+    """Wait for the item's put; on an archive error refuse it (nothing was kept)."""
+    error = item.put.wait()
+    if error is None:
+        return True
+    logger.error("archive put failed for key %s", item.key, exc_info=error)
+    _refuse(
+        item.result,
+        "archive_unavailable",
+        _("The archive could not store the object; nothing was kept. Try again later."),
+        failure.OUT_OF_RESOURCES,
+    )
+    return False
+
+
+def _abandon(key: str, put: PendingPut) -> None:
+    """Delete the object of a put whose rows will not be written, once the put is done."""
+    try:
+        if put.wait() is None:
+            get_store().delete(key)
+    except ArchiveError:
+        logger.warning("could not delete unindexed object %s; reconcile will find it", key)
+
+
 def _discard_unindexed(staged: list[_Staged]) -> None:
     """Delete the objects of a request that failed before its rows were committed."""
+    for item in staged:
+        # A put still running would link its object after our delete.
+        with contextlib.suppress(Exception):
+            item.put.wait()
     keys = [item.key for item in staged]
     indexed = set(
         Instance.objects.filter(archive_key__in=keys).values_list("archive_key", flat=True)
@@ -149,25 +187,26 @@ def _stage(
             _("Patient ID is missing: the archive indexes patients by their institution's ID."),
             failure.DATASET_DOES_NOT_MATCH,
         ), None
-    known = index_lookup(
-        sop_instance_uid=parsed.sop_instance_uid,
-        study_instance_uid=parsed.study_instance_uid,
-        series_instance_uid=parsed.series_instance_uid,
-    )
-    if known.instance is not None:
-        return _existing_outcome(result, known.instance, received, sender), None
+    # The put starts before the index is asked whether the UID is stored: its
+    # write and fsyncs then run beside the look-up and the index transaction.
+    # A resend of stored bytes finds them at the same key and leaves them be.
     key = archive_key(parsed, received.sha256)
+    put = put_started(get_store(), key, received)
     try:
-        received.stream.seek(0)
-        get_store().put(key, received.stream, size=received.size, sha256=received.sha256)
-    except ArchiveError:
-        logger.exception("archive put failed for key %s", key)
-        return _refuse(
-            result,
-            "archive_unavailable",
-            _("The archive could not store the object; nothing was kept. Try again later."),
-            failure.OUT_OF_RESOURCES,
-        ), None
+        known = index_lookup(
+            sop_instance_uid=parsed.sop_instance_uid,
+            study_instance_uid=parsed.study_instance_uid,
+            series_instance_uid=parsed.series_instance_uid,
+        )
+    except BaseException:
+        _abandon(key, put)
+        raise
+    if known.instance is not None:
+        if known.instance.archive_key != key:
+            # Other bytes under a stored UID (or the same bytes stored under the
+            # older layout): no row will ever name this key.
+            _abandon(key, put)
+        return _existing_outcome(result, known.instance, received, sender), None
     # Until the request's one index transaction only what the rows need stays
     # (the file may now close): the header values they read and the DICOM JSON
     # as text — ~5 KiB an instance instead of ~64 KiB of pydicom and JSON objects,
@@ -176,6 +215,7 @@ def _stage(
         parsed=parsed,
         received=received,
         key=key,
+        put=put,
         result=result,
         known=known,
         metadata=JsonText(json.dumps(parsed.json)),
@@ -248,6 +288,56 @@ def _index(
     sender: Sender,
     report: IngestReport,
 ) -> None:
+    """Write the rows in one transaction; if a put failed meanwhile, again without it.
+
+    The transaction rolls back, what it changed in the results is undone, the
+    failed instances are refused, and the others are indexed anew (their puts
+    are done by then, so this happens at most once).
+    """
+    while True:
+        before = _Snapshot(staged, conflicts, report)
+        try:
+            _index_once(staged, conflicts, sender=sender, report=report)
+            return
+        except _PutFailed as exc:
+            before.restore()
+            for item in exc.items:
+                _put_succeeded(item)  # refuses it
+            staged = [item for item in staged if item not in exc.items]
+
+
+class _PutFailed(Exception):
+    """An object whose rows were written is not in the archive: roll them back."""
+
+    def __init__(self, items: list[_Staged]):
+        super().__init__(", ".join(item.key for item in items))
+        self.items = items
+
+
+class _Snapshot:
+    """What a rolled-back index transaction may have changed outside the database."""
+
+    def __init__(
+        self, staged: list[_Staged], conflicts: list[InstanceResult], report: IngestReport
+    ):
+        self.results = [(item.result, dataclasses.replace(item.result)) for item in staged]
+        self.conflicts, self.conflict_count = conflicts, len(conflicts)
+        self.report, self.study_uids = report, set(report.study_uids)
+
+    def restore(self) -> None:
+        for result, saved in self.results:
+            vars(result).update(vars(saved))
+        del self.conflicts[self.conflict_count :]
+        self.report.study_uids = self.study_uids
+
+
+def _index_once(
+    staged: list[_Staged],
+    conflicts: list[InstanceResult],
+    *,
+    sender: Sender,
+    report: IngestReport,
+) -> None:
     """Write the rows of every staged instance in one transaction, then audit.
 
     One transaction and no savepoint per instance: instance rows go in with
@@ -310,6 +400,12 @@ def _index(
                     "codes": sorted({r.code for r in other_refusals}),
                 },
             )
+        # The objects were being written meanwhile; none of these rows may
+        # commit before every object is durable (fsync'ed and verified). Waited
+        # for before the counters, so that the row locks are not held meanwhile.
+        failed = [item for item in staged if item.put.wait() is not None]
+        if failed:
+            raise _PutFailed(failed)
         # Last before the commit: the counter updates lock the series and study
         # rows, so a concurrent request for the same study waits only for our commit.
         _add_to_counters(tally, new_series=rows.studies_with_new_series)
@@ -430,10 +526,12 @@ def _insert_instances(
             repeats.append(item)
     if repeats:
         existing = {
-            row["sop_instance_uid"]: StoredInstance(row["sha256"], row["study__origin_id"])
+            row["sop_instance_uid"]: StoredInstance(
+                row["sha256"], row["study__origin_id"], row["archive_key"]
+            )
             for row in Instance.objects.filter(
                 sop_instance_uid__in={item.parsed.sop_instance_uid for item in repeats}
-            ).values("sop_instance_uid", "sha256", "study__origin_id")
+            ).values("sop_instance_uid", "sha256", "study__origin_id", "archive_key")
         }
         for item in repeats:
             _existing_outcome(

@@ -30,6 +30,7 @@ class StoredInstance:
 
     sha256: str
     origin_id: int
+    archive_key: str
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def index_lookup(
     """Look up the instance, its study (with patient) and its series in one statement."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT i.sha256, io.origin_id, "  # noqa: S608 - table names from the models
+            "SELECT i.sha256, io.origin_id, i.archive_key, "  # noqa: S608 - table names from the models
             "s.id, s.uuid, s.origin_id, p.uuid, p.issuer_id, p.patient_id, se.id, se.study_id "
             # A one-row derived table rather than VALUES ... AS k(cols): SQLite (the
             # embedded default) has no column list on a derived table.
@@ -85,12 +86,11 @@ def index_lookup(
         )
         row = cursor.fetchone()
     assert row is not None  # one derived row, left joins only
-    sha256, instance_origin, study_pk, study_uuid, origin, patient_uuid, issuer, patient_id = row[
-        :8
-    ]
-    series_pk, series_study = row[8:]
+    sha256, instance_origin, stored_key = row[:3]
+    study_pk, study_uuid, origin, patient_uuid, issuer, patient_id = row[3:9]
+    series_pk, series_study = row[9:]
     return Known(
-        instance=None if sha256 is None else StoredInstance(sha256, instance_origin),
+        instance=None if sha256 is None else StoredInstance(sha256, instance_origin, stored_key),
         study=None
         if study_pk is None
         else KnownStudy(
