@@ -173,6 +173,39 @@ def test_every_route_is_404_for_an_outsider_and_for_unknown_uids(
     assert client.get(other_series).status_code == 404
 
 
+def test_a_frame_follows_a_grant_to_one_user_and_its_revocation(
+    client_for: Any, network: dict[str, Any], store: Any
+):
+    """Frames check the grant in their one statement: a user's own grant, not a group's."""
+    from studies.access import study_access_grant, study_access_revoke
+
+    ds = ct()
+    store(ds)
+    url = f"{instance_url(ds)}/frames/1"
+    reader = make_user(institution=network["other_clinic"], role=Role.CLINIC_DOCTOR)
+    reader_client = client_for(reader)
+    assert reader_client.get(url).status_code == 404
+    study = Study.objects.get(study_instance_uid=ds.StudyInstanceUID)
+    study_access_grant(
+        study=study, grantee=reader, codenames=["view_study"], source="test", source_ref="1"
+    )
+    assert reader_client.get(url).status_code == 200
+    # Another permission on the study opens nothing.
+    study_access_revoke(source="test", source_ref="1")
+    study_access_grant(
+        study=study, grantee=reader, codenames=["report_study"], source="test", source_ref="2"
+    )
+    assert reader_client.get(url).status_code == 404
+    # An inactive user is refused whatever they were granted.
+    study_access_grant(
+        study=study, grantee=reader, codenames=["view_study"], source="test", source_ref="3"
+    )
+    assert reader_client.get(url).status_code == 200
+    reader.is_active = False
+    reader.save(update_fields=["is_active"])
+    assert reader_client.get(url).status_code in (401, 404)
+
+
 # --- metadata and bulk data ----------------------------------------------------------
 
 
