@@ -242,6 +242,18 @@ def child_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU time (user + system) the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status_kb(pid: int, field_name: str) -> int:
     """Return a ``/proc/<pid>/status`` memory figure (VmRSS, VmHWM) in kB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

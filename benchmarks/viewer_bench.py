@@ -235,17 +235,27 @@ def open_viewer(
     return timings
 
 
-def settle(base: str, timeout: float = 15.0) -> None:
-    """Wait until the hub has finished what a closed page left queued.
+def settle(base: str, hub: hubs.HubServer, timeout: float = 30.0) -> None:
+    """Wait until the hub has finished what a closed page left running.
 
-    Frames a previous page was prefetching would otherwise share the server
-    with the next cold open (under daphne, Django runs synchronous views one
-    at a time per process).
+    A closed page's requests keep running on the server: its series metadata
+    (~0.3 s of CPU for 400 slices), thumbnails and prefetched frames. The next
+    cold open would share the two cores with them, which a reader opening a
+    study does not (they open it after reading the last one). So: wait until
+    the serving processes have used less than 10 ms of CPU in 0.3 s, then until
+    a static file answers at once.
     """
     import urllib.request
 
-    time.sleep(0.5)
     deadline = time.monotonic() + timeout
+    pids = hub.serving_pids()
+    before = hubs.cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = hubs.cpu_seconds(pids)
+        busy, before = now - before, now
+        if busy < 0.01:
+            break
     while time.monotonic() < deadline:
         started = time.monotonic()
         with urllib.request.urlopen(f"{base}/static/viewer/strings.js", timeout=10) as answer:  # noqa: S310
@@ -255,7 +265,10 @@ def settle(base: str, timeout: float = 15.0) -> None:
         time.sleep(0.3)
 
 
-def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> dict[str, Any]:
+def measure(
+    hub: hubs.HubServer, seeded: dict[str, Any], *, opens: int, slices: int
+) -> dict[str, Any]:
+    base = hub.url
     from playwright.sync_api import sync_playwright
 
     results: dict[str, Any] = {"opens": [], "tab_opens": [], "load": [os.getloadavg()[0]]}
@@ -271,7 +284,7 @@ def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> di
             page.context.close()
             for n in range(opens):
                 for key, from_worklist in (("opens", True), ("tab_opens", False)):
-                    settle(base)
+                    settle(base, hub)
                     page = new_page(browser, base, seeded)  # a fresh context: a cold cache
                     timings = open_viewer(
                         page, base, seeded["study_uid"], from_worklist=from_worklist
@@ -283,7 +296,7 @@ def measure(base: str, seeded: dict[str, Any], *, opens: int, slices: int) -> di
                     results[key].append(timings)
                     page.context.close()
 
-            settle(base)
+            settle(base, hub)
             page = new_page(browser, base, seeded)
             open_viewer(page, base, seeded["study_uid"])
             loaded = page.evaluate(
@@ -409,7 +422,7 @@ def main(argv: list[str]) -> int:
         else:
             hub = hubs.start_gunicorn(env, directory / "hub")
         log(f"hub {hub.url} (pid {hub.pid})")
-        results = measure(hub.url, seeded, opens=args.opens, slices=args.slices)
+        results = measure(hub, seeded, opens=args.opens, slices=args.slices)
     finally:
         if hub is not None:
             hub.stop()

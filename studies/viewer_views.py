@@ -277,6 +277,7 @@ def viewer_page(request: HttpRequest, study_uid: str) -> HttpResponse:
         "firstInstanceUid": first_instance,
         "firstPixel": first_pixel,
         "recognitionScript": static("js/recognition-panel.js"),
+        "viewerModule": static("viewer/viewer.js"),
         "dicomweb": reverse("dicomweb-studies").removesuffix("/studies"),
         "presets": viewer_presets(),
     }

@@ -64,8 +64,10 @@ def test_it_shows_the_viewer_to_those_who_may_see_the_study(
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<script type="module" src="/static/viewer/viewer.js">' in html
     config = json_block(html, "viewer-config")
+    # first-paint.js loads the viewer's modules once the first image is drawn.
+    assert config["viewerModule"] == "/static/viewer/viewer.js"
+    assert '<script type="module"' not in html
     assert config["studyUid"] == study.study_instance_uid
     assert config["firstSeriesUid"] == study.series.get().series_instance_uid
     assert config["dicomweb"] == "/dicom-web"
@@ -191,10 +193,29 @@ def test_it_asks_for_the_first_frame_with_the_page_and_describes_its_pixels(
     assert "content-visibility: visible" in noscript
     # The first-paint script is in the page itself, ahead of the (inlined) style sheet and
     # the modules; no modulepreload burst competes with the first frame for connections.
-    assert html.index("__viewerEarly") < html.index("<style>") < html.index("viewer/viewer.js")
+    assert html.index("__viewerEarly") < html.index("<style>")
     assert ".vw-grid" in html[html.index("<style>") : html.index("</style>")]
     assert "modulepreload" not in html
     assert response["Cache-Control"] == "no-store"
+
+
+def test_a_page_without_a_first_paint_loads_the_viewer_itself(
+    study_setup: dict[str, Any], client_for: Any, monkeypatch: Any
+) -> None:
+    from studies import viewer_views
+
+    # An image first-paint.js cannot draw (palette colour, say): the viewer draws it.
+    monkeypatch.setattr(viewer_views, "first_pixel_description", lambda *args: None)
+    study = study_setup["study"]
+    response = client_for(study_setup["reader"]).get(viewer_url(study.study_instance_uid))
+    html = response.content.decode()
+    assert json_block(html, "viewer-config")["firstPixel"] is None
+    assert '<script type="module" src="/static/viewer/viewer.js"></script>' in html
+    assert "vw-early" not in html[: html.index("<head>")]
+    # The metadata is what the viewer needs first, so it is the one preloaded.
+    assert response["Link"].endswith(
+        "/metadata>; rel=preload; as=fetch; crossorigin=use-credentials"
+    )
 
 
 def test_it_leaves_images_it_cannot_draw_early_to_the_viewer(

@@ -74,11 +74,20 @@
   metadata.catch(function () {}); // handled where viewer.js reads it
   window.__viewerEarly = { frameBytes: frameBytes, metadata: metadata };
   var first = (window.__viewerFirst = { adopted: false, painted: false });
-  // The page's chrome (vw-early, viewer.css) appears once the first image is on screen,
-  // when the frame failed, when the viewer drew first, or after 600 ms: on a slow link
-  // the tools do not wait for the image.
+  // The page's chrome (vw-early, viewer.css) appears, and the viewer's modules are
+  // loaded, once the first image is on screen, when the frame failed, or after 600 ms:
+  // on a slow link the tools do not wait for the image. Before that, the modules' eleven
+  // requests would share the server's cores with the frame (the page loads them itself
+  // when there is no first paint).
+  var viewerLoading = false;
   first.reveal = function () {
     document.documentElement.classList.remove("vw-early");
+    if (viewerLoading || !pixel || !config.viewerModule) return;
+    viewerLoading = true;
+    var script = document.createElement("script");
+    script.type = "module";
+    script.src = config.viewerModule;
+    document.head.append(script);
   };
   setTimeout(first.reveal, 600);
   if (!pixel) return first.reveal();
