@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
-from hospitals.models import ApiToken, EdgeNode, Institution
+from hospitals.models import ApiToken, EdgeNode, Institution, Membership, Role
 from hospitals.tokens import EDGE_PREFIX, token_hash
 from regional_cloud import sql_rows
 
@@ -42,7 +42,11 @@ def _edge_sql() -> str:
     user_model = get_user_model()
     return (
         f"SELECT {sql_rows.columns(EdgeNode, 'e')}, {sql_rows.columns(user_model, 'u')}, "  # noqa: S608 - names from the models
-        f"{sql_rows.columns(Institution, 'i')} "
+        f"{sql_rows.columns(Institution, 'i')}, "
+        # Whether the edge's service identity may send for the edge's institution
+        # (studies.senders reads it instead of asking again on every STOW-RS).
+        f"EXISTS (SELECT 1 FROM {Membership._meta.db_table} m WHERE m.user_id = u.id "
+        "AND m.institution_id = e.institution_id AND m.role = %s AND m.is_active) "
         f"FROM {EdgeNode._meta.db_table} e "
         f"JOIN {user_model._meta.db_table} u ON u.id = e.service_user_id "
         f"JOIN {Institution._meta.db_table} i ON i.id = e.institution_id "
@@ -64,11 +68,12 @@ def _api_token_sql() -> str:
 def _edge_for(digest: str) -> tuple[Any, EdgeNode] | None:
     user_model = get_user_model()
     with connection.cursor() as cursor:
-        cursor.execute(_edge_sql(), [digest])
+        cursor.execute(_edge_sql(), [str(Role.EDGE), digest])
         row = cursor.fetchone()
     if row is None:
         return None
     edge = sql_rows.from_row(EdgeNode, row)
+    edge.sends_for_institution = bool(row[-1])
     user = sql_rows.from_row(user_model, row, sql_rows.width(EdgeNode))
     edge.service_user = user
     edge.institution = sql_rows.from_row(

@@ -225,6 +225,9 @@ class EdgeNode(models.Model):
     backlog = models.PositiveIntegerField(_("studies waiting"), default=0)
     lag_seconds = models.PositiveIntegerField(_("lag (s)"), default=0)
     agent_version = models.CharField(max_length=32, blank=True)
+    # Not a column: set when the edge's token is read (hospitals.authentication),
+    # whether its service identity may send for the edge's institution.
+    sends_for_institution: bool
 
     class Meta:
         verbose_name = _("edge node")

@@ -60,6 +60,13 @@ def insert(obj: Model) -> None:
     obj._state.db = connection.alias
 
 
+def insert_statement(obj: Model) -> tuple[str, list[Any]]:
+    """Return the INSERT of the unsaved ``obj`` and its parameters, for a caller
+    that sends it together with other statements (its primary key is not set)."""
+    sql, fields = _insert_sql(type(obj), connection.vendor)
+    return sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
 @functools.cache
 def _insert_sql(model: type[Model], vendor: str) -> tuple[str, list[Any]]:
     # ``vendor`` is in the key: the SQLite demo and PostgreSQL quote alike, but

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from regional_cloud.audit import audit
+from regional_cloud.audit import audit_event
 from regional_cloud.models import AuditEvent
 from studies import failure
 from studies.archive import ArchiveError, get_store
@@ -298,44 +298,52 @@ def _index_once(
             else:
                 placed.append((item, study, series_id))
         tally = insert_instances(placed, sender=sender, conflicts=conflicts)
+        # Written with the counters, in their round trip (add_to_counters).
+        events: list[AuditEvent] = []
         for study_id in sorted(tally.studies):
             study = rows.study_by_pk[study_id]
-            audit(
-                action="study.ingest",
-                actor=sender.user,
-                institution=sender.institution,
-                object_type="study",
-                object_id=study.uuid,
-                patient_ref=study.patient_uuid,
-                study_uid=study.study_instance_uid,
-                ip=sender.ip,
-                detail={"stored": tally.studies[study_id][0]},
+            events.append(
+                audit_event(
+                    action="study.ingest",
+                    actor=sender.user,
+                    institution=sender.institution,
+                    object_type="study",
+                    object_id=study.uuid,
+                    patient_ref=study.patient_uuid,
+                    study_uid=study.study_instance_uid,
+                    ip=sender.ip,
+                    detail={"stored": tally.studies[study_id][0]},
+                )
             )
             report.study_uids.add(study.study_instance_uid)
         for conflict in conflicts:
-            audit(
-                action="instance.duplicate_conflict",
-                actor=sender.user,
-                institution=sender.institution,
-                object_type="instance",
-                object_id=conflict.sop_instance_uid,
-                study_uid=conflict.study_instance_uid,
-                outcome=AuditEvent.Outcome.DENIED,
-                ip=sender.ip,
-                detail={"code": conflict.code},
+            events.append(
+                audit_event(
+                    action="instance.duplicate_conflict",
+                    actor=sender.user,
+                    institution=sender.institution,
+                    object_type="instance",
+                    object_id=conflict.sop_instance_uid,
+                    study_uid=conflict.study_instance_uid,
+                    outcome=AuditEvent.Outcome.DENIED,
+                    ip=sender.ip,
+                    detail={"code": conflict.code},
+                )
             )
         other_refusals = [r for r in report.refused if r not in conflicts]
         if other_refusals:
-            audit(
-                action="ingest.refused",
-                actor=sender.user,
-                institution=sender.institution,
-                outcome=AuditEvent.Outcome.DENIED,
-                ip=sender.ip,
-                detail={
-                    "count": len(other_refusals),
-                    "codes": sorted({r.code for r in other_refusals}),
-                },
+            events.append(
+                audit_event(
+                    action="ingest.refused",
+                    actor=sender.user,
+                    institution=sender.institution,
+                    outcome=AuditEvent.Outcome.DENIED,
+                    ip=sender.ip,
+                    detail={
+                        "count": len(other_refusals),
+                        "codes": sorted({r.code for r in other_refusals}),
+                    },
+                )
             )
         # The objects were being written meanwhile; none of these rows may
         # commit before every object is durable (fsync'ed and verified). Waited
@@ -345,7 +353,7 @@ def _index_once(
             raise _PutFailed(failed)
         # Last before the commit: the counter updates lock the series and study
         # rows, so a concurrent request for the same study waits only for our commit.
-        add_to_counters(tally, new_series=rows.studies_with_new_series)
+        add_to_counters(tally, new_series=rows.studies_with_new_series, audit_events=events)
         new_studies = sorted(report.study_uids)
         if new_studies:
             transaction.on_commit(lambda: _after_ingest(new_studies))

@@ -8,6 +8,7 @@ calls these inside that transaction; nothing here commits.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from hospitals.models import CLINICAL_ROLES, Institution
 from hospitals.services import institution_role_group
+from regional_cloud.models import AuditEvent
 from studies import failure, ingest_sql
 from studies.access import VIEW, study_access_grant
 from studies.bulk_insert import JsonText, insert_new_rows
@@ -317,15 +319,20 @@ def _grant_origin(study: Study, institution: Institution, actor: Any) -> None:
         )
 
 
-def add_to_counters(tally: Tally, *, new_series: set[int]) -> None:
+def add_to_counters(
+    tally: Tally, *, new_series: set[int], audit_events: Sequence[AuditEvent] = ()
+) -> None:
     """Add what this request stored to its series' and studies' counters.
 
     The increments lock the rows; a study that gained a series then has its
     series read again. A concurrent request adding another series either
     committed before our lock (we read its series) or waits for our commit and
-    reads ours, so the last to commit writes the full list.
+    reads ours, so the last to commit writes the full list. ``audit_events``
+    (unsaved) are inserted in the same round trip.
     """
-    ingest_sql.counters_add(series=tally.series, studies=tally.studies, now=timezone.now())
+    ingest_sql.counters_add(
+        series=tally.series, studies=tally.studies, now=timezone.now(), inserts_first=audit_events
+    )
     for study_id in sorted(new_series & tally.studies.keys()):
         modalities = list(Series.objects.filter(study_id=study_id).values_list("modality"))
         Study.objects.filter(pk=study_id).update(

@@ -8,14 +8,16 @@ goes"). Rare paths — creating a patient, study or series, granting, auditing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.db import connection
+from django.db.models import Model
 
+from regional_cloud import sql_rows
 from studies.models import Instance, Patient, Series, Study
 
 INSTANCES = Instance._meta.db_table
@@ -111,15 +113,21 @@ def counters_add(
     series: Mapping[int, tuple[int, int]],
     studies: Mapping[int, tuple[int, int]],
     now: datetime,
+    inserts_first: Sequence[Model] = (),
 ) -> None:
     """Add (instances, bytes) to each series' and study's counters.
+
+    ``inserts_first`` (unsaved rows: the request's audit events) are inserted
+    in the same round trip, before the counters.
 
     Increments, not recounts: an UPDATE that waited for a concurrent request's
     row lock reads the row as that request committed it. Rows are taken in
     primary-key order, series before studies, so two requests never wait for
     each other in a circle.
     """
-    statements: list[tuple[str, list[Any]]] = []
+    statements: list[tuple[str, list[Any]]] = [
+        sql_rows.insert_statement(row) for row in inserts_first
+    ]
     for pk in sorted(series):
         instances, size = series[pk]
         statements.append(
@@ -138,6 +146,8 @@ def counters_add(
                 [instances, size, now, pk],
             )
         )
+    if not statements:
+        return
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One round trip for all of them, still run in this order: Django's

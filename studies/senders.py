@@ -9,7 +9,7 @@ from django.db import connection
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from hospitals.models import Institution, Membership, Role
+from hospitals.models import EdgeNode, Institution, Membership, Role
 from regional_cloud import sql_rows
 from regional_cloud.audit import client_ip
 from studies.ingest import Sender
@@ -44,8 +44,13 @@ def sender_for(request: HttpRequest) -> Sender:
     """Return the sender of this request, or raise ``NoSendingInstitution``.
 
     A user sending for several institutions names one with ``?institution=<uuid>``.
+    An edge node's token sends for the edge's institution, read with the token.
     """
-    institutions = sending_institutions(request.user)
+    edge = getattr(request, "auth", None)
+    if isinstance(edge, EdgeNode) and hasattr(edge, "sends_for_institution"):
+        institutions = [edge.institution] if edge.sends_for_institution else []
+    else:
+        institutions = sending_institutions(request.user)
     if not institutions:
         raise NoSendingInstitution(_("Your account may not send studies for any institution."))
     chosen = request.GET.get("institution") or request.headers.get("X-Institution", "")

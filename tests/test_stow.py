@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from pydicom.data import get_charset_files
 
-from hospitals.models import Role
+from hospitals.models import Membership, Role
 from hospitals.services import edge_node_create
 from regional_cloud.models import AuditEvent
 from regional_cloud.permissions import filter_by_permission
@@ -240,6 +240,22 @@ def test_it_accepts_an_edge_token_and_the_origin_is_the_edges(network: dict[str,
     assert Study.objects.get().origin == network["other_clinic"]
     response = stow(Client(), multipart([to_bytes(ct_small())]), HTTP_AUTHORIZATION="Bearer edge_x")
     assert response.status_code == 401
+
+
+def test_an_edge_sends_only_for_its_own_institution(network: dict[str, Any]):
+    issued = edge_node_create(institution=network["other_clinic"], name="orthanc-1")
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {issued.token}"}
+    named = f"/dicom-web/studies?institution={network['clinic'].uuid}"
+    response = stow(Client(), multipart([to_bytes(ct_small())]), url=named, **bearer)
+    assert response.status_code == 403
+    own = f"/dicom-web/studies?institution={network['other_clinic'].uuid}"
+    response = stow(Client(), multipart([to_bytes(ct_small())]), url=own, **bearer)
+    assert response.status_code == 200
+    # The edge's service identity no longer a member: its token sends nothing.
+    Membership.objects.filter(user=issued.edge_node.service_user).update(is_active=False)
+    response = stow(Client(), multipart([to_bytes(ct_small())]), **bearer)
+    assert response.status_code == 403
+    assert Instance.objects.count() == 1
 
 
 def test_a_bureau_analyst_may_not_send(client_for: Any, network: dict[str, Any]):
