@@ -31,6 +31,8 @@ def log(message: str) -> None:
 @dataclass
 class Results:
     ingest: dict[str, float] = field(default_factory=dict)  # "hub/1/1" -> inst/s
+    # "hub/1/1" -> CPU ms per instance: {"server": …, "postgres": …, "client": …}
+    ingest_cpu: dict[str, dict[str, float]] = field(default_factory=dict)
     qido: dict[str, dict[str, float]] = field(default_factory=dict)
     wado: dict[str, float] = field(default_factory=dict)  # MB/s
     stow: dict[str, float] = field(default_factory=dict)

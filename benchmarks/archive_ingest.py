@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import requests
 
 from benchmarks import hub as hubs
@@ -49,6 +51,8 @@ def measure_ingest(
             ]
         else:
             jobs = [orthanc_post_job(orthanc, payload) for payload in variant.payloads]
+        servers = hub.serving_pids() if server == "hub" else [orthanc.process.pid]
+        before = _cpu(servers)
         try:
             elapsed = run_clients(clients, jobs)
         except (RuntimeError, ValueError, requests.RequestException) as exc:
@@ -57,9 +61,25 @@ def measure_ingest(
             log(f"ingest {server} {clients} client(s), {per_request} per request failed: {why}")
             continue
         rate = len(variant.payloads) / elapsed
-        results.ingest[f"{server}/{clients}/{per_request}"] = rate
+        key = f"{server}/{clients}/{per_request}"
+        results.ingest[key] = rate
+        results.ingest_cpu[key] = {
+            part: 1000 * (after - before[part]) / len(variant.payloads)
+            for part, after in _cpu(servers).items()
+        }
         log(
             f"ingest {server} {clients} client(s), {per_request} per request: "
             f"{len(variant.payloads)} in {elapsed:.1f} s = {rate:.1f} inst/s"
         )
     return shared
+
+
+def _cpu(servers: list[int]) -> dict[str, float]:
+    """CPU seconds so far: the server's processes, every PostgreSQL process (the
+    index; Orthanc has none), and this process (the clients' threads)."""
+    own = os.times()
+    return {
+        "server": hubs.cpu_seconds(servers),
+        "postgres": hubs.cpu_seconds(hubs.processes_named("postgres")),
+        "client": own.user + own.system,
+    }

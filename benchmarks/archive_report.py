@@ -35,6 +35,13 @@ def summary_lines(results: Results, args: argparse.Namespace, series_mb: float) 
             f"orthanc {fmt(single[clients], 'inst/s')} (one per request), "
             f"ratio {ratio(hub, single[clients])} (target >= 1.0)"
         )
+    for key, cpu in results.ingest_cpu.items():
+        name, count, group = key.split("/")
+        lines.append(
+            f"cpu per ingested instance, {name}, {count} client(s), {group} per request: "
+            f"server {cpu['server']:.2f} ms, postgres {cpu['postgres']:.2f} ms, "
+            f"clients {cpu['client']:.2f} ms"
+        )
     fill = results.fill
     lines.append(
         f"qido p95 with {fill.get('instances', 0)} instances indexed "

@@ -242,6 +242,18 @@ def child_pids(pid: int) -> list[int]:
     return sorted(children)
 
 
+def processes_named(name: str) -> list[int]:
+    """Return the processes whose command name is ``name`` (from /proc), e.g. ``postgres``."""
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == name:
+                found.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return sorted(found)
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """Return the CPU time (user + system) the processes ``pids`` have used so far."""
     total = 0

@@ -57,6 +57,21 @@ def test_it_prints_an_ingest_ratio_per_configuration(bench_output: str) -> None:
         ), line
 
 
+def test_it_prints_where_the_cpu_of_each_ingest_went(bench_output: str) -> None:
+    lines = [line for line in summary(bench_output) if line.startswith("cpu per ingested")]
+
+    assert [line.split(":")[0].removeprefix("cpu per ingested instance, ") for line in lines] == [
+        "orthanc, 1 client(s), 1 per request",
+        "hub, 1 client(s), 1 per request",
+        "orthanc, 4 client(s), 1 per request",
+        "hub, 4 client(s), 1 per request",
+        "hub, 1 client(s), 25 per request",
+        "hub, 4 client(s), 25 per request",
+    ]
+    for line in lines:
+        assert re.search(rf"server {NUMBER} ms, postgres {NUMBER} ms, clients {NUMBER} ms", line)
+
+
 def test_it_prints_the_qido_p95_of_both(bench_output: str) -> None:
     (line,) = [line for line in summary(bench_output) if line.startswith("qido ")]
 
