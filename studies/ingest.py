@@ -88,22 +88,56 @@ def instances_ingest(
     conflicts: list[InstanceResult] = []
     try:
         for received in files:
-            result, stage = _stage(received, sender=sender, expected_study_uid=expected_study_uid)
+            result, stage = _stage(received, expected_study_uid=expected_study_uid)
             report.results.append(result)
             if stage is None:
-                if result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
-                    conflicts.append(result)
                 continue
             # At most two puts in flight: this one, beside the next file's parsing,
-            # and the last one, beside the index transaction (waited for before COMMIT).
-            if staged and not _put_succeeded(staged[-1]):
-                staged.pop()
+            # and the last one, beside the index look-up and transaction (judged
+            # before COMMIT). The others are judged once the look-up has said
+            # which instances are new: an instance already stored needs no put.
+            if staged:
+                staged[-1].put.wait()
             staged.append(stage)
-        _index(staged, conflicts, sender=sender, report=report)
+        new = _new_to_the_index(staged, conflicts, sender=sender)
+        _index(new, conflicts, sender=sender, report=report)
     except BaseException:
         _discard_unindexed(staged)
         raise
     return report
+
+
+def _new_to_the_index(
+    staged: list[Staged], conflicts: list[InstanceResult], *, sender: Sender
+) -> list[Staged]:
+    """Look the request's instances up in the index; return those it does not hold.
+
+    Those it holds are judged (already stored, or refused); an object put under
+    another key than the stored one's is deleted again. The new ones learn what
+    the index holds of their study and series, and those whose put has already
+    failed are refused.
+    """
+    found = index_lookup(
+        [
+            (p.sop_instance_uid, p.study_instance_uid, p.series_instance_uid)
+            for p in (item.parsed for item in staged)
+        ]
+    )
+    new: list[Staged] = []
+    for item, known in zip(staged, found, strict=True):
+        if known.instance is None:
+            item.known = known
+            new.append(item)
+            continue
+        if known.instance.archive_key != item.key:
+            # Other bytes under a stored UID (or the same bytes stored under the
+            # older layout): no row will ever name this key.
+            _abandon(item.key, item.put)
+        existing_outcome(item.result, known.instance, item.received, sender)
+        if item.result.failure_reason == failure.DUPLICATE_SOP_INSTANCE:
+            conflicts.append(item.result)
+    # Every put but the last is done; the last is judged before the COMMIT.
+    return [item for item in new[:-1] if _put_succeeded(item)] + new[-1:]
 
 
 def _put_succeeded(item: Staged) -> bool:
@@ -150,7 +184,7 @@ def _discard_unindexed(staged: list[Staged]) -> None:
 
 
 def _stage(
-    received: ReceivedFile, *, sender: Sender, expected_study_uid: str | None
+    received: ReceivedFile, *, expected_study_uid: str | None
 ) -> tuple[InstanceResult, Staged | None]:
     try:
         parsed = parse_instance(received.stream)
@@ -181,22 +215,6 @@ def _stage(
     # write and fsyncs then run beside the look-up and the index transaction.
     # A resend of stored bytes finds them at the same key and leaves them be.
     key = archive_key(parsed, received.sha256)
-    put = put_started(get_store(), key, received)
-    try:
-        known = index_lookup(
-            sop_instance_uid=parsed.sop_instance_uid,
-            study_instance_uid=parsed.study_instance_uid,
-            series_instance_uid=parsed.series_instance_uid,
-        )
-    except BaseException:
-        _abandon(key, put)
-        raise
-    if known.instance is not None:
-        if known.instance.archive_key != key:
-            # Other bytes under a stored UID (or the same bytes stored under the
-            # older layout): no row will ever name this key.
-            _abandon(key, put)
-        return existing_outcome(result, known.instance, received, sender), None
     # Until the request's one index transaction only what the rows need stays
     # (the file may now close): the header values they read and the DICOM JSON
     # as text — ~5 KiB an instance instead of ~64 KiB of pydicom and JSON objects,
@@ -205,12 +223,11 @@ def _stage(
         parsed=parsed,
         received=received,
         key=key,
-        put=put,
+        put=put_started(get_store(), key, received),
         result=result,
-        known=known,
         metadata=JsonText(json.dumps(parsed.json)),
-        study_metadata=_encoded_pick(parsed, STUDY_LEVEL_TAGS) if known.study is None else None,
-        series_metadata=_encoded_pick(parsed, SERIES_LEVEL_TAGS) if known.series is None else None,
+        study_metadata=_encoded_pick(parsed, STUDY_LEVEL_TAGS),
+        series_metadata=_encoded_pick(parsed, SERIES_LEVEL_TAGS),
     )
     parsed.keep_only_text(INDEX_KEYWORDS)
     return result, staged

@@ -37,11 +37,12 @@ class Staged:
     key: str
     put: PendingPut  # awaited before its rows commit (studies/ingest_put.py)
     result: InstanceResult
-    known: Known  # what the index held for its UIDs when it arrived
     metadata: JsonText  # the instance's DICOM JSON, encoded (parsed.json is emptied)
-    # Study- and series-level attributes (encoded), kept only if the row may have to be created.
-    study_metadata: str | None
-    series_metadata: str | None
+    # Study- and series-level attributes (encoded), for a row that may have to be created.
+    study_metadata: str
+    series_metadata: str
+    # What the index held for its UIDs, once the request's look-up has asked.
+    known: Known | None = None
 
 
 # What the rows (_study_for, _patient_for, _series_for, _instance_row) read with parsed.text():
@@ -134,6 +135,7 @@ class RequestRows:
     def resolve(self, item: Staged) -> tuple[KnownStudy, int]:
         """Return the study and series pk, or raise ``Misplaced`` (not the sender's to add to)."""
         parsed, known = item.parsed, item.known
+        assert known is not None, "resolved before the index look-up"
         uid = parsed.study_instance_uid
         if uid not in self.studies:
             # Seen when the instance arrived, or else created now (a concurrent
@@ -260,7 +262,7 @@ def _study_for(item: Staged, *, sender: Sender) -> KnownStudy:
             "study_time": parsed.text("StudyTime")[:16],
             "study_description": parsed.text("StudyDescription")[:64],
             "referring_physician_name": parsed.text("ReferringPhysicianName")[:324],
-            "metadata": json.loads(item.study_metadata or "{}"),
+            "metadata": json.loads(item.study_metadata),
         },
     )
     if created:
@@ -300,7 +302,7 @@ def _series_for(item: Staged, study: KnownStudy) -> tuple[bool, KnownSeries]:
             "series_number": _int_or_none(parsed.text("SeriesNumber")),
             "series_description": parsed.text("SeriesDescription")[:64],
             "body_part_examined": parsed.text("BodyPartExamined")[:16],
-            "metadata": json.loads(item.series_metadata or "{}"),
+            "metadata": json.loads(item.series_metadata),
         },
     )
     return created, KnownSeries(pk=series.pk, study_id=series.study_id)

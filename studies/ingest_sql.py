@@ -8,6 +8,7 @@ goes"). Rare paths — creating a patient, study or series, granting, auditing
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,26 +69,49 @@ def _as_uuid(value: object) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-def index_lookup(
-    *, sop_instance_uid: str, study_instance_uid: str, series_instance_uid: str
-) -> Known:
-    """Look up the instance, its study (with patient) and its series in one statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.sha256, io.origin_id, i.archive_key, "  # noqa: S608 - table names from the models
-            "s.id, s.uuid, s.origin_id, p.uuid, p.issuer_id, p.patient_id, se.id, se.study_id "
-            # A one-row derived table rather than VALUES ... AS k(cols): SQLite (the
-            # embedded default) has no column list on a derived table.
-            "FROM (SELECT %s AS sop, %s AS study, %s AS series) AS k "
-            f"LEFT JOIN {INSTANCES} i ON i.sop_instance_uid = k.sop "
-            f"LEFT JOIN {STUDIES} io ON io.id = i.study_id "
-            f"LEFT JOIN {STUDIES} s ON s.study_instance_uid = k.study "
-            f"LEFT JOIN {PATIENTS} p ON p.id = s.patient_id "
-            f"LEFT JOIN {SERIES} se ON se.series_instance_uid = k.series",
-            [sop_instance_uid, study_instance_uid, series_instance_uid],
-        )
-        row = cursor.fetchone()
-    assert row is not None  # one derived row, left joins only
+# Instances looked up per statement: four parameters each, and SQLite (the
+# embedded default) may be built with a limit of 999 parameters a statement.
+LOOKUP_CHUNK = 200
+
+
+def index_lookup(uids: Sequence[tuple[str, str, str]]) -> list[Known]:
+    """Look up instances, their studies (with patient) and their series.
+
+    ``uids`` holds (SOP Instance, Study Instance, Series Instance UID) per
+    instance; the answer is in the same order. One statement per
+    ``LOOKUP_CHUNK`` instances: a STOW-RS request of a whole series asks once,
+    not once per instance.
+    """
+    known: list[Known] = []
+    for start in range(0, len(uids), LOOKUP_CHUNK):
+        chunk = uids[start : start + LOOKUP_CHUNK]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _lookup_sql(len(chunk)), [v for n, row in enumerate(chunk) for v in (n, *row)]
+            )
+            rows = {row[0]: row[1:] for row in cursor.fetchall()}
+        known.extend(_known(rows[n], study_uid) for n, (_sop, study_uid, _se) in enumerate(chunk))
+    return known
+
+
+@functools.cache
+def _lookup_sql(count: int) -> str:
+    # A derived table of one-row SELECTs rather than VALUES ... AS k(cols):
+    # SQLite (the embedded default) has no column list on a derived table.
+    keys = " UNION ALL ".join(["SELECT %s AS n, %s AS sop, %s AS study, %s AS series"] * count)
+    return (
+        "SELECT k.n, i.sha256, io.origin_id, i.archive_key, "  # noqa: S608 - table names from the models
+        "s.id, s.uuid, s.origin_id, p.uuid, p.issuer_id, p.patient_id, se.id, se.study_id "
+        f"FROM ({keys}) AS k "
+        f"LEFT JOIN {INSTANCES} i ON i.sop_instance_uid = k.sop "
+        f"LEFT JOIN {STUDIES} io ON io.id = i.study_id "
+        f"LEFT JOIN {STUDIES} s ON s.study_instance_uid = k.study "
+        f"LEFT JOIN {PATIENTS} p ON p.id = s.patient_id "
+        f"LEFT JOIN {SERIES} se ON se.series_instance_uid = k.series"
+    )
+
+
+def _known(row: Sequence[Any], study_instance_uid: str) -> Known:
     sha256, instance_origin, stored_key = row[:3]
     study_pk, study_uuid, origin, patient_uuid, issuer, patient_id = row[3:9]
     series_pk, series_study = row[9:]
