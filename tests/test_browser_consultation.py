@@ -174,6 +174,14 @@ def test_it_holds_a_consultation_between_two_browsers(media_browser, room):
         screenshot(specialist, "consultation-room-specialist", full_page=False)
         screenshot(doctor, "consultation-room-doctor", full_page=False)
 
+        # The doctor hangs up and calls again, alone this time: the specialist,
+        # still in the call, is asked to connect (or asks to be) and it connects.
+        doctor.locator('[data-action="call"]').click()
+        specialist.wait_for_function("window.__consult.call.states().length === 0")
+        doctor.locator('[data-action="call"]').click()
+        doctor.wait_for_function(connected, timeout=30_000)
+        specialist.wait_for_function(connected, timeout=30_000)
+
         # The doctor's line drops; what is said meanwhile arrives once, in order.
         doctor.evaluate("window.__consult.room.drop()")
         doctor.locator('[data-testid="connection-banner"]').wait_for(state="visible")

@@ -4,10 +4,11 @@
  * "signal" messages, never stored). STUN/TURN servers come from the hub's
  * settings (WEBRTC_ICE_SERVERS).
  *
- * Whoever starts a call tells every connection in the room ("call"); each one
- * already in the call opens a peer connection to the newcomer. Both sides use
- * the "perfect negotiation" pattern (the connection with the smaller id is the
- * polite one), so two people pressing the button at once still connect.
+ * Whoever starts a call tells every connection in the room ("call"). Of each
+ * pair in the call, the connection with the larger id opens the peer connection
+ * and offers; the other answers a "call" with a "call" of its own, addressed to
+ * it. Offers still use the "perfect negotiation" pattern (the connection with
+ * the smaller id is the polite one) for renegotiation and ICE restarts.
  */
 
 import { rt } from "./strings.js";
@@ -106,7 +107,12 @@ export class Call {
     if (data.kind === "bye") return this.close(conn);
     if (!this.stream) return; // not in the call: their "call" waits until we join
     if (data.kind === "call") {
-      this.peer(conn); // adding our tracks fires negotiationneeded: we offer
+      // One side of each pair offers: the connection with the larger id. Two
+      // offers crossing (both pressed the button at once) were resolved by the
+      // polite side's rollback, and Chromium then sometimes never gathered its
+      // candidates again: the call hung at "new". The other side asks instead.
+      if (this.room.conn > conn) this.peer(conn); // adding our tracks fires negotiationneeded: we offer
+      else this.room.emit("signal", { to: conn, data: { kind: "call" } });
       return;
     }
     const peer = this.peer(conn);
