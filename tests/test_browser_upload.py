@@ -51,7 +51,12 @@ def log_in(page: Any, base: str, username: str) -> None:
     page.get_by_role("button", name="登录").click()
     page.wait_for_load_state()
     page.get_by_test_id("upload-link").click()
-    page.get_by_test_id("dropzone").wait_for()
+    wait_until_ready(page)
+
+
+def wait_until_ready(page: Any) -> None:
+    """Wait for the upload module to have wired the page (a file chosen earlier is lost)."""
+    page.locator('[data-testid="dropzone"][data-ready="true"]').wait_for()
 
 
 def payload(name: str, data: bytes, mime: str = "application/dicom") -> dict[str, Any]:
@@ -164,7 +169,7 @@ def test_it_resumes_an_upload_after_the_page_is_reloaded(
 
     page.unroute("**/api/uploads/*/chunks/2")
     page.reload()
-    page.get_by_test_id("dropzone").wait_for()
+    wait_until_ready(page)
     assert not page.locator("#upload-resume-hint").is_hidden()
     sent: list[str] = []
     page.on(

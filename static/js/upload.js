@@ -537,3 +537,7 @@ if (pending.length) {
   resumeHint.hidden = false;
   resumeHint.textContent = t("resume_hint", { count: pending.length });
 }
+
+// Everything above is wired: files chosen from now on are uploaded (the page's
+// tests wait for this; a file chosen before the module ran would be lost).
+drop.dataset.ready = "true";
