@@ -11,7 +11,6 @@ import functools
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
@@ -67,7 +66,7 @@ def _api_token_sql() -> str:
 
 def _edge_for(digest: str) -> tuple[Any, EdgeNode] | None:
     user_model = get_user_model()
-    with connection.cursor() as cursor:
+    with sql_rows.planned_cursor() as cursor:
         cursor.execute(_edge_sql(), [str(Role.EDGE), digest])
         row = cursor.fetchone()
     if row is None:
@@ -84,7 +83,7 @@ def _edge_for(digest: str) -> tuple[Any, EdgeNode] | None:
 
 def _api_token_for(digest: str) -> tuple[Any, ApiToken] | None:
     user_model = get_user_model()
-    with connection.cursor() as cursor:
+    with sql_rows.planned_cursor() as cursor:
         cursor.execute(_api_token_sql(), [digest])
         row = cursor.fetchone()
     if row is None:

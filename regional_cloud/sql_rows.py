@@ -11,10 +11,34 @@ from __future__ import annotations
 import functools
 from typing import Any, TypeVar
 
+import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
+
+
+def planned_cursor() -> CursorWrapper:
+    """Return a cursor whose statements PostgreSQL may keep planned on the connection.
+
+    Django's cursors bind parameters on the client, so PostgreSQL parses and
+    plans every statement anew: for the look-ups by one key that every request
+    runs, that is most of its work (~0.3 ms of CPU where running the plan takes
+    ~0.03 ms). This cursor sends parameters apart, so psycopg prepares a
+    statement once it has run ``prepare_threshold`` times on the connection
+    (``DATABASE_URL``, ``regional_cloud.env``). One statement per call: no
+    ``;``-joined strings. SQLite (the embedded default) gets a plain cursor.
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = psycopg.Cursor(connection.connection)
+    # Django's wrapper all the same: execute wrappers, query logging, error mapping.
+    if connection.queries_logged:
+        return CursorDebugWrapper(raw, connection)
+    return CursorWrapper(raw, connection)
 
 
 def columns(model: type[Model], alias: str) -> str:
@@ -51,7 +75,7 @@ def insert(obj: Model) -> None:
     model = type(obj)
     sql, fields = _insert_sql(model, connection.vendor)
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    with connection.cursor() as cursor:
+    with planned_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     assert row is not None  # INSERT … RETURNING one row

@@ -16,6 +16,8 @@ from django.db import connection
 from django.db.models import Field, Model
 from psycopg.types.json import Jsonb
 
+from regional_cloud import sql_rows
+
 # PostgreSQL takes at most 65,535 parameters a statement; SQLite (the embedded
 # default) may be built with a limit as low as 999.
 MAX_PARAMETERS = {"postgresql": 65_535, "sqlite": 999}
@@ -53,7 +55,7 @@ def insert_new_rows(model: type[Model], objs: Sequence[Model], *, returning: str
             f"VALUES {', '.join([row] * len(batch))} "
             f"ON CONFLICT DO NOTHING RETURNING {returned_column}"
         )
-        with connection.cursor() as cursor:
+        with sql_rows.planned_cursor() as cursor:
             cursor.execute(sql, params)
             inserted.update(value for (value,) in cursor.fetchall())
     return inserted

@@ -85,7 +85,7 @@ def index_lookup(uids: Sequence[tuple[str, str, str]]) -> list[Known]:
     known: list[Known] = []
     for start in range(0, len(uids), LOOKUP_CHUNK):
         chunk = uids[start : start + LOOKUP_CHUNK]
-        with connection.cursor() as cursor:
+        with sql_rows.planned_cursor() as cursor:
             cursor.execute(
                 _lookup_sql(len(chunk)), [v for n, row in enumerate(chunk) for v in (n, *row)]
             )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from django.db import connection
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
@@ -25,7 +24,7 @@ def sending_institutions(user: Any) -> list[Institution]:
     """Return the active institutions ``user`` may send studies for, by code."""
     # Written out: every STOW-RS request asks, and compiling the ORM's version of
     # this join cost more than PostgreSQL's answer (benchmarks/README.md).
-    with connection.cursor() as cursor:
+    with sql_rows.planned_cursor() as cursor:
         cursor.execute(_sending_sql(), [user.pk, [str(role) for role in SENDING_ROLES]])
         return [sql_rows.from_row(Institution, row) for row in cursor.fetchall()]
 

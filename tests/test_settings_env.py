@@ -154,6 +154,7 @@ def test_it_parses_a_postgres_url_with_everything() -> None:
     assert db["OPTIONS"] == {
         "sslmode": "require",
         "pool": {"min_size": 2, "max_size": 16, "timeout": 30.0},
+        "prepare_threshold": 5,
     }
     assert db["CONN_MAX_AGE"] == 0  # Django's pool refuses persistent connections
 
@@ -161,13 +162,27 @@ def test_it_parses_a_postgres_url_with_everything() -> None:
 def test_it_sizes_the_connection_pool_from_the_url() -> None:
     db = parse_database_url("postgres://h/rc?pool_min_size=0&pool_max_size=40&pool_timeout=2.5")
 
-    assert db["OPTIONS"] == {"pool": {"min_size": 0, "max_size": 40, "timeout": 2.5}}
+    assert db["OPTIONS"] == {
+        "pool": {"min_size": 0, "max_size": 40, "timeout": 2.5},
+        "prepare_threshold": 5,
+    }
 
 
 def test_it_turns_the_pool_off_when_asked() -> None:
     db = parse_database_url("postgres://h/rc?pool=off&pool_max_size=40")
 
-    assert db["OPTIONS"] == {}
+    assert db["OPTIONS"] == {"prepare_threshold": 5}
+
+
+POOL_DEFAULTS_AS_SET = {"min_size": 2, "max_size": 16, "timeout": 30.0}
+
+
+@pytest.mark.parametrize(("given", "threshold"), [("", 5), ("0", 0), ("12", 12), ("off", None)])
+def test_it_reads_when_to_prepare_statements(given: str, threshold: int | None) -> None:
+    query = f"?prepare_threshold={given}" if given else ""
+    db = parse_database_url(f"postgres://h/rc{query}")
+
+    assert db["OPTIONS"] == {"pool": POOL_DEFAULTS_AS_SET, "prepare_threshold": threshold}
 
 
 @pytest.mark.parametrize(
@@ -178,6 +193,8 @@ def test_it_turns_the_pool_off_when_asked() -> None:
         ("pool_max_size=0", "pool_max_size must be at least 1"),
         ("pool_timeout=0", "pool_timeout must be at least"),
         ("pool_min_size=8&pool_max_size=4", "pool_min_size .8. is above pool_max_size .4."),
+        ("prepare_threshold=-1", "prepare_threshold= expects a number of runs"),
+        ("prepare_threshold=often", "prepare_threshold= expects a number of runs"),
     ],
 )
 def test_it_refuses_a_wrong_pool_setting(query: str, reason: str) -> None:

@@ -20,10 +20,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from hospitals.models import Institution, Role, Tier
 from hospitals.services import institution_role_group
+from regional_cloud import sql_rows
 from regional_cloud.audit import audit
 from regional_cloud.models import AuditEvent
 from studies.access import REPORT, VIEW, study_access_grant
@@ -194,7 +195,7 @@ def route_after_ingest(study_uids: list[str]) -> None:
 def _routed(study_uids: list[str]) -> set[str]:
     """Return which of these studies have their reading task already."""
     # Written out: compiling it in the ORM cost more than running it, every request.
-    with connection.cursor() as cursor:
+    with sql_rows.planned_cursor() as cursor:
         cursor.execute(
             f"SELECT s.study_instance_uid FROM {ReadingTask._meta.db_table} t "  # noqa: S608
             f"JOIN {Study._meta.db_table} s ON s.id = t.study_id "
