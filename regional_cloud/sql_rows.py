@@ -72,9 +72,7 @@ def insert(obj: Model) -> None:
     Field defaults and ``pre_save`` apply as in the ORM; no signals are sent
     (none are connected for the models that use this).
     """
-    model = type(obj)
-    sql, fields = _insert_sql(model, connection.vendor)
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    sql, params = insert_statement(obj)
     with planned_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

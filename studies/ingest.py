@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -317,45 +318,39 @@ def _index_once(
         tally = insert_instances(placed, sender=sender, conflicts=conflicts)
         # Written with the counters, in their round trip (add_to_counters).
         events: list[AuditEvent] = []
+        by_sender = functools.partial(
+            audit_event, actor=sender.user, institution=sender.institution, ip=sender.ip
+        )
         for study_id in sorted(tally.studies):
             study = rows.study_by_pk[study_id]
             events.append(
-                audit_event(
+                by_sender(
                     action="study.ingest",
-                    actor=sender.user,
-                    institution=sender.institution,
                     object_type="study",
                     object_id=study.uuid,
                     patient_ref=study.patient_uuid,
                     study_uid=study.study_instance_uid,
-                    ip=sender.ip,
                     detail={"stored": tally.studies[study_id][0]},
                 )
             )
             report.study_uids.add(study.study_instance_uid)
         for conflict in conflicts:
             events.append(
-                audit_event(
+                by_sender(
                     action="instance.duplicate_conflict",
-                    actor=sender.user,
-                    institution=sender.institution,
                     object_type="instance",
                     object_id=conflict.sop_instance_uid,
                     study_uid=conflict.study_instance_uid,
                     outcome=AuditEvent.Outcome.DENIED,
-                    ip=sender.ip,
                     detail={"code": conflict.code},
                 )
             )
         other_refusals = [r for r in report.refused if r not in conflicts]
         if other_refusals:
             events.append(
-                audit_event(
+                by_sender(
                     action="ingest.refused",
-                    actor=sender.user,
-                    institution=sender.institution,
                     outcome=AuditEvent.Outcome.DENIED,
-                    ip=sender.ip,
                     detail={
                         "count": len(other_refusals),
                         "codes": sorted({r.code for r in other_refusals}),
